@@ -1,0 +1,83 @@
+-- Times are Unix seconds; flags are 0/1 integers (the same in both backends).
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE,
+    username      TEXT UNIQUE,
+    name          TEXT,
+    password_hash TEXT,
+    verified      BIGINT NOT NULL DEFAULT 0,
+    disabled      BIGINT NOT NULL DEFAULT 0,
+    totp_enabled  BIGINT NOT NULL DEFAULT 0,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+
+-- One emailed code each; user_id is NULL for the decoys that keep answers
+-- for unknown addresses identical to answers for known ones.
+CREATE TABLE email_keys (
+    email_key  TEXT PRIMARY KEY,
+    user_id    TEXT REFERENCES users(id) ON DELETE CASCADE,
+    purpose    TEXT NOT NULL,
+    code_hash  TEXT NOT NULL,
+    attempts   BIGINT NOT NULL DEFAULT 0,
+    resends    BIGINT NOT NULL DEFAULT 0,
+    sent_at    BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT,
+    device     TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX email_keys_by_user ON email_keys (user_id, created_at);
+
+CREATE TABLE sessions (
+    id               TEXT PRIMARY KEY,
+    user_id          TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    device_id        TEXT NOT NULL,
+    device_name      TEXT,
+    platform         TEXT,
+    operating_system TEXT,
+    location         TEXT,
+    latitude         DOUBLE PRECISION,
+    longitude        DOUBLE PRECISION,
+    fcm_token        TEXT,
+    ip               TEXT,
+    user_agent       TEXT,
+    created_at       BIGINT NOT NULL,
+    last_seen_at     BIGINT NOT NULL,
+    expires_at       BIGINT NOT NULL,
+    revoked_at       BIGINT,
+    revoked_reason   TEXT
+);
+CREATE INDEX sessions_by_user ON sessions (user_id, device_id);
+
+CREATE TABLE refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    rotated_at BIGINT
+);
+CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
+
+CREATE TABLE signing_keys (
+    kid         TEXT PRIMARY KEY,
+    alg         TEXT NOT NULL,
+    private_key TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    retired_at  BIGINT
+);
+
+-- Messages are encrypted with the master key: they carry codes.
+CREATE TABLE outbox (
+    id              TEXT PRIMARY KEY,
+    recipient       TEXT NOT NULL,
+    template        TEXT NOT NULL,
+    message         TEXT,
+    created_at      BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    sent_at         BIGINT,
+    last_error      TEXT
+);
+CREATE INDEX outbox_due ON outbox (sent_at, next_attempt_at);

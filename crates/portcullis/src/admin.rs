@@ -1,0 +1,121 @@
+//! Operator commands (the CLI's `user …`), on the same configuration as `serve`.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::crypto::Secrets;
+use crate::domain::{Email, Username};
+use crate::error::ApiError;
+use crate::password::{self, Hasher};
+use crate::store::{sessions, unique_violation, users, Db};
+
+#[derive(Debug, Serialize)]
+pub struct UserSummary {
+    pub id: String,
+    pub email: String,
+    pub username: Option<String>,
+    pub verified: bool,
+    pub disabled: bool,
+}
+
+impl From<users::User> for UserSummary {
+    fn from(u: users::User) -> Self {
+        Self {
+            verified: u.is_verified(),
+            disabled: u.is_disabled(),
+            id: u.id,
+            email: u.email,
+            username: u.username,
+        }
+    }
+}
+
+pub struct Admin {
+    config: Config,
+    db: Db,
+}
+
+impl Admin {
+    /// Connects and migrates, as `serve` would.
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        Ok(Self { config, db })
+    }
+
+    /// Creates a verified account.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: SecretString,
+        username: Option<&str>,
+    ) -> anyhow::Result<UserSummary> {
+        let email = Email::parse("email", email).map_err(describe)?;
+        let username = username
+            .map(Username::parse)
+            .transpose()
+            .map_err(describe)?;
+        password::check_policy(&password, self.config.password_min_length).map_err(describe)?;
+        let secrets = Arc::new(Secrets::load(&self.config)?);
+        let hash = Hasher::new(&secrets, 1, 1)?
+            .hash(&secrets, &password)
+            .await
+            .map_err(describe)?;
+        let id = secrets.random_id("usr_");
+        let new = users::NewUser {
+            id: &id,
+            email: email.as_str(),
+            username: username.as_ref().map(Username::as_str),
+            name: None,
+            password_hash: &hash,
+            verified: true,
+        };
+        let mut conn = self.db.pool().acquire().await?;
+        users::insert(&mut conn, &new, SystemClock.now())
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(field) => anyhow::anyhow!("a user with this {field} already exists"),
+                None => e.into(),
+            })?;
+        let user = users::by_id(&mut conn, &id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("user vanished"))?;
+        Ok(user.into())
+    }
+
+    pub async fn list_users(&self) -> anyhow::Result<Vec<UserSummary>> {
+        let users = users::list(&mut *self.db.pool().acquire().await?).await?;
+        Ok(users.into_iter().map(Into::into).collect())
+    }
+
+    /// Disables (and signs out everywhere) or re-enables an account, by email or id.
+    pub async fn set_disabled(&self, who: &str, disabled: bool) -> anyhow::Result<String> {
+        let now = SystemClock.now();
+        let mut tx = self.db.pool().begin().await?;
+        let id = users::set_disabled(&mut tx, &who.trim().to_lowercase(), disabled, now)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no user with email or id `{who}`"))?;
+        if disabled {
+            sessions::revoke_all(&mut tx, &id, None, "account disabled", now).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+fn describe(e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::Validation(fields) => {
+            anyhow::anyhow!(fields
+                .into_iter()
+                .map(|(f, m)| format!("{f}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; "))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}

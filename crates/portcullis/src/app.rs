@@ -1,0 +1,111 @@
+//! Building and running the server: what `portcullis serve` and the tests start.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::crypto::Secrets;
+use crate::mail::{Mailer, Templates, Transport, Worker};
+use crate::password::Hasher;
+use crate::services::Services;
+use crate::store::Db;
+use crate::tokens::Tokens;
+
+pub struct App {
+    listener: TcpListener,
+    services: Arc<Services>,
+    worker: Worker,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Connects and migrates the database, loads or creates the keys, binds
+    /// the listener (port 0 picks a free one).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let db = Db::connect(&config.database_url)
+            .await
+            .context("cannot connect to the database")?;
+        db.migrate()
+            .await
+            .context("cannot apply database migrations")?;
+        let secrets = Arc::new(Secrets::load(&config)?);
+        let access_ttl = config.access_ttl.as_secs() as i64;
+        let tokens = Tokens::load(
+            &db,
+            &secrets,
+            &config.issuer,
+            &config.audience,
+            access_ttl,
+            clock.now(),
+        )
+        .await?;
+        let hasher = Hasher::new(&secrets, config.hash_concurrency, config.hash_queue)?;
+        let wake = Arc::new(Notify::new());
+        let templates = Templates::load(config.mail.template_dir.as_deref())?;
+        let mailer = Mailer::new(
+            templates,
+            secrets.clone(),
+            config.issuer.clone(),
+            wake.clone(),
+        );
+        let worker = Worker {
+            db: db.clone(),
+            secrets: secrets.clone(),
+            transport: Transport::from_config(&config.mail)?,
+            from: config.mail.from.clone(),
+            clock: clock.clone(),
+            wake,
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let services = Arc::new(Services {
+            config,
+            db,
+            secrets,
+            tokens,
+            hasher,
+            mailer,
+            clock,
+        });
+        Ok(App {
+            listener,
+            services,
+            worker,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` completes, then drains requests, stops the mail worker and closes the pool.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let worker = tokio::spawn(self.worker.run(stopped));
+        let router = crate::http::router(self.services.clone());
+        tracing::info!(address = %self.listener.local_addr()?, "portcullis listening");
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        let _ = stop.send(true);
+        let _ = worker.await;
+        self.services.db.close().await;
+        Ok(served?)
+    }
+}

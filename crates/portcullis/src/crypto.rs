@@ -1,0 +1,275 @@
+//! The server's secrets: the master key and what is derived from it, the one
+//! CSPRNG, hashing of stored tokens and codes, and encryption at rest.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ring::aead::{self, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+use ring::digest;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use crate::config::{Config, Mode};
+
+/// Keys derived from the master key, one per purpose.
+pub struct Secrets {
+    rng: SystemRandom,
+    aead: LessSafeKey,
+    code_key: hmac::Key,
+    refresh_key: hmac::Key,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    #[error("PORTCULLIS_MASTER_KEY must be 32 bytes in base64")]
+    Malformed,
+    #[error("master key file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Secrets {
+    /// The master key from configuration or, in development, from the key file
+    /// (generated with mode 0600 on first start).
+    pub fn load(config: &Config) -> Result<Self, MasterKeyError> {
+        if let Some(key) = &config.master_key {
+            return Self::from_base64(key.expose_secret());
+        }
+        debug_assert_eq!(
+            config.mode,
+            Mode::Development,
+            "production requires a master key"
+        );
+        let path = &config.master_key_file;
+        let file_err = |source| MasterKeyError::File {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_base64(text.trim()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = random_bytes::<32>(&SystemRandom::new());
+                write_private(path, STANDARD.encode(key).as_bytes()).map_err(file_err)?;
+                tracing::info!(path = %path.display(), "generated a development master key");
+                Ok(Self::from_key(key))
+            }
+            Err(e) => Err(file_err(e)),
+        }
+    }
+
+    fn from_base64(text: &str) -> Result<Self, MasterKeyError> {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| MasterKeyError::Malformed)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| MasterKeyError::Malformed)?;
+        Ok(Self::from_key(key))
+    }
+
+    pub fn from_key(master: [u8; 32]) -> Self {
+        let master = hmac::Key::new(hmac::HMAC_SHA256, &master);
+        let derive = |label: &str| hmac::sign(&master, label.as_bytes());
+        let aead_key = derive("portcullis/encryption/v1");
+        let aead = match UnboundKey::new(&CHACHA20_POLY1305, aead_key.as_ref()) {
+            Ok(key) => LessSafeKey::new(key),
+            // A 32-byte key is always valid for ChaCha20-Poly1305.
+            Err(_) => unreachable!("ChaCha20-Poly1305 takes a 32-byte key"),
+        };
+        Self {
+            rng: SystemRandom::new(),
+            aead,
+            code_key: hmac::Key::new(hmac::HMAC_SHA256, derive("portcullis/codes/v1").as_ref()),
+            refresh_key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                derive("portcullis/refresh/v1").as_ref(),
+            ),
+        }
+    }
+
+    /// The one CSPRNG, for APIs that take it directly (key generation).
+    pub fn rng(&self) -> &SystemRandom {
+        &self.rng
+    }
+
+    pub fn random<const N: usize>(&self) -> [u8; N] {
+        random_bytes(&self.rng)
+    }
+
+    /// `prefix` followed by 32 hex digits of randomness (ids such as `usr_…`).
+    pub fn random_id(&self, prefix: &str) -> String {
+        format!("{prefix}{}", hex(&self.random::<16>()))
+    }
+
+    /// A uniformly random code of `digits` decimal digits, zero-padded.
+    pub fn random_code(&self, digits: u32) -> String {
+        let modulus = 10u32.pow(digits);
+        // Rejection sampling keeps every code equally likely.
+        let limit = u32::MAX - u32::MAX % modulus;
+        loop {
+            let n = u32::from_le_bytes(self.random::<4>());
+            if n < limit {
+                return format!("{:0width$}", n % modulus, width = digits as usize);
+            }
+        }
+    }
+
+    /// The stored form of an emailed code, bound to the key it was sent for.
+    pub fn code_hash(&self, email_key: &str, code: &str) -> String {
+        let mut ctx = hmac::Context::with_key(&self.code_key);
+        ctx.update(email_key.as_bytes());
+        ctx.update(b":");
+        ctx.update(code.as_bytes());
+        hex(ctx.sign().as_ref())
+    }
+
+    /// The refresh token that replaces `token` on rotation. Derived rather than
+    /// random, so two racing refreshes with one token get the same successor
+    /// without the server ever storing a token in plain text.
+    pub fn successor_refresh_token(&self, token: &str) -> String {
+        format!(
+            "rt_{}",
+            URL_SAFE_NO_PAD.encode(hmac::sign(&self.refresh_key, token.as_bytes()))
+        )
+    }
+
+    /// Encrypts for storage: base64 of nonce, ciphertext and tag.
+    pub fn encrypt(&self, plaintext: &[u8]) -> String {
+        let nonce_bytes = self.random::<NONCE_LEN>();
+        let mut buf = plaintext.to_vec();
+        let tag = self.aead.seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce_bytes),
+            aead::Aad::empty(),
+            &mut buf,
+        );
+        let Ok(tag) = tag else {
+            unreachable!("sealing fails only for inputs over 256 GiB")
+        };
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&buf);
+        out.extend_from_slice(tag.as_ref());
+        STANDARD.encode(out)
+    }
+
+    pub fn decrypt(&self, stored: &str) -> Option<Vec<u8>> {
+        let bytes = STANDARD.decode(stored).ok()?;
+        if bytes.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut sealed = sealed.to_vec();
+        let plain = self
+            .aead
+            .open_in_place(nonce, aead::Aad::empty(), &mut sealed)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+/// A fresh opaque refresh token: 256 bits of randomness.
+pub fn new_refresh_token(secrets: &Secrets) -> String {
+    format!("rt_{}", URL_SAFE_NO_PAD.encode(secrets.random::<32>()))
+}
+
+/// The stored form of a high-entropy token (refresh tokens).
+pub fn token_hash(token: &str) -> String {
+    hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
+}
+
+/// Constant-time equality for secrets.
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn random_bytes<const N: usize>(rng: &SystemRandom) -> [u8; N] {
+    let mut buf = [0u8; N];
+    if rng.fill(&mut buf).is_err() {
+        // Without a working CSPRNG nothing the server issues would be safe.
+        tracing::error!("the operating system's random number generator failed");
+        std::process::abort();
+    }
+    buf
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encryption_round_trips_and_detects_tampering() {
+        let secrets = Secrets::from_key([7; 32]);
+        let sealed = secrets.encrypt(b"signing key");
+        assert_eq!(secrets.decrypt(&sealed).unwrap(), b"signing key");
+        let other = Secrets::from_key([8; 32]);
+        assert!(other.decrypt(&sealed).is_none());
+        assert!(secrets.decrypt("not base64!").is_none());
+    }
+
+    #[test]
+    fn codes_have_the_requested_length() {
+        let secrets = Secrets::from_key([1; 32]);
+        for digits in 4..=8 {
+            let code = secrets.random_code(digits);
+            assert_eq!(code.len(), digits as usize);
+            assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn code_hashes_are_bound_to_their_key() {
+        let secrets = Secrets::from_key([1; 32]);
+        assert_ne!(
+            secrets.code_hash("a", "1234"),
+            secrets.code_hash("b", "1234")
+        );
+        assert_eq!(
+            secrets.code_hash("a", "1234"),
+            secrets.code_hash("a", "1234")
+        );
+    }
+
+    #[test]
+    fn successor_tokens_are_deterministic_per_secret() {
+        let a = Secrets::from_key([1; 32]);
+        let b = Secrets::from_key([2; 32]);
+        assert_eq!(
+            a.successor_refresh_token("rt_x"),
+            a.successor_refresh_token("rt_x")
+        );
+        assert_ne!(
+            a.successor_refresh_token("rt_x"),
+            b.successor_refresh_token("rt_x")
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP API: routes, the request middleware and the operational endpoints.
+
+mod auth;
+pub mod extract;
+mod ops;
+pub mod proto;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tracing::Instrument;
+
+use crate::error::{ApiError, TRACE_ID};
+use extract::AppState;
+
+/// Bodies over this are refused with 413 (SPEC §6).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/auth/register", post(auth::register))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/verify", post(auth::verify))
+        .route("/v1/auth/resend-email", post(auth::resend_email))
+        .route("/v1/auth/refresh", post(auth::refresh))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/logout-all", post(auth::logout_all))
+        .route("/v1/auth/me", get(auth::me))
+        .route("/v1/auth/sessions", get(auth::sessions))
+        .route(
+            "/v1/auth/sessions/{device_id}",
+            delete(auth::revoke_session),
+        )
+        .route("/v1/auth/password/forgot", post(auth::forgot_password))
+        .route("/v1/auth/password/reset", post(auth::reset_password))
+        .route("/v1/auth/password/change", post(auth::change_password))
+        .route("/.well-known/jwks.json", get(ops::jwks))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// Gives every request a trace id (in errors, in `X-Request-Id` and in its
+/// log line) and logs one line per request.
+async fn request_context(req: Request, next: Next) -> Response {
+    let trace_id = format!("req_{}", crate::crypto::hex(&rand_bytes()));
+    let span = tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path());
+    let started = Instant::now();
+    let mut response = TRACE_ID
+        .scope(trace_id.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request"
+        )
+    });
+    if let Ok(value) = HeaderValue::from_str(&trace_id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// Trace ids need to be unique, not secret: a cheap source will do.
+fn rand_bytes() -> [u8; 12] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0) as u64;
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&(t ^ n.rotate_left(32)).to_be_bytes());
+    out[8..].copy_from_slice(&(n as u32).to_be_bytes());
+    out
+}

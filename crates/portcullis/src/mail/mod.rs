@@ -1,0 +1,81 @@
+//! Email (SPEC §7): messages are rendered from templates, written encrypted
+//! to the outbox in the caller's transaction, and delivered by a background
+//! worker with retries, so a mail outage delays mail but loses none.
+
+mod templates;
+mod transport;
+mod worker;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+pub use templates::{Template, Templates};
+pub use transport::Transport;
+pub use worker::Worker;
+
+use crate::clock::Timestamp;
+use crate::crypto::Secrets;
+use crate::store::{outbox, Conn};
+
+/// A rendered message, as stored (encrypted) in the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Queues mail; the worker delivers it.
+pub struct Mailer {
+    templates: Templates,
+    secrets: Arc<Secrets>,
+    issuer: String,
+    wake: Arc<Notify>,
+}
+
+impl Mailer {
+    pub fn new(
+        templates: Templates,
+        secrets: Arc<Secrets>,
+        issuer: String,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            templates,
+            secrets,
+            issuer,
+            wake,
+        }
+    }
+
+    /// Writes a message to the outbox on `conn` (inside the caller's
+    /// transaction); call [`Mailer::wake`] once that has committed.
+    pub async fn enqueue(
+        &self,
+        conn: &mut Conn,
+        to: &str,
+        template: Template,
+        code: Option<&str>,
+        minutes: i64,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        let vars = [
+            ("code", code.unwrap_or_default()),
+            ("email", to),
+            ("issuer", self.issuer.as_str()),
+            ("minutes", &minutes.to_string()),
+        ];
+        let rendered = self.templates.render(template, &vars);
+        let sealed = self.secrets.encrypt(&serde_json::to_vec(&rendered)?);
+        let id = self.secrets.random_id("msg_");
+        outbox::insert(conn, &id, to, template.name(), &sealed, now).await?;
+        Ok(())
+    }
+
+    /// Tells the worker there is mail to send.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,90 @@
+//! The outbox worker: delivers due messages, retrying with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use super::{Rendered, Transport};
+use crate::clock::Clock;
+use crate::crypto::Secrets;
+use crate::store::{outbox, Db};
+
+/// How long a worker holds a message while sending it.
+const LEASE_SECS: i64 = 60;
+const BATCH: i64 = 16;
+
+pub struct Worker {
+    pub db: Db,
+    pub secrets: Arc<Secrets>,
+    pub transport: Transport,
+    pub from: String,
+    pub clock: Arc<dyn Clock>,
+    pub wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.deliver_due().await {
+                tracing::warn!(error = %e, "outbox: cannot read due messages");
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn deliver_due(&self) -> anyhow::Result<()> {
+        let mut conn = self.db.pool().acquire().await?;
+        let due = outbox::due(&mut conn, self.clock.now(), BATCH).await?;
+        for msg in due {
+            let now = self.clock.now();
+            if !outbox::lease(&mut conn, &msg, now + LEASE_SECS).await? {
+                continue;
+            }
+            let result = match msg.message.as_deref().and_then(|m| self.secrets.decrypt(m)) {
+                Some(plain) => match serde_json::from_slice::<Rendered>(&plain) {
+                    Ok(rendered) => {
+                        self.transport
+                            .send(&self.from, &msg.recipient, &rendered)
+                            .await
+                    }
+                    Err(e) => Err(e.into()),
+                },
+                None => Err(anyhow::anyhow!("message cannot be decrypted")),
+            };
+            let now = self.clock.now();
+            match result {
+                Ok(()) => {
+                    outbox::mark_sent(&mut conn, &msg.id, now).await?;
+                    tracing::info!(id = %msg.id, template = %msg.template, "email sent");
+                }
+                Err(e) => {
+                    let retry_at = now + backoff(msg.attempts);
+                    tracing::warn!(id = %msg.id, attempts = msg.attempts + 1, error = %e, "email delivery failed; will retry");
+                    outbox::mark_failed(&mut conn, &msg.id, &e.to_string(), retry_at).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 10 s, 20 s, 40 s, … capped at an hour.
+fn backoff(attempts: i64) -> i64 {
+    10i64.saturating_mul(1 << attempts.clamp(0, 9)).min(3600)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(super::backoff(0), 10);
+        assert_eq!(super::backoff(1), 20);
+        assert_eq!(super::backoff(50), 3600);
+    }
+}

@@ -1,0 +1,263 @@
+//! The `portcullis` command: parse arguments, load configuration, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::admin::Admin;
+use portcullis::config::{Config, LogFormat};
+use portcullis::{App, Settings};
+use secrecy::SecretString;
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A self-hosted authentication server"
+)]
+struct Cli {
+    /// TOML configuration file (also PORTCULLIS_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Overrides PORTCULLIS_DATABASE_URL.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Print results as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Overrides PORTCULLIS_LISTEN.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective settings (secrets hidden).
+    Check,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a verified account.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account (by email or id) and end its sessions.
+    Disable { user: String },
+    /// Re-enable an account.
+    Enable { user: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("portcullis: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(url) = &cli.database_url {
+        settings.set("database_url", url);
+    }
+    if let Command::Serve {
+        listen: Some(listen),
+    } = &cli.command
+    {
+        settings.set("listen", listen);
+    }
+    Ok(settings.build()?)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Serve { .. } => {
+            let app = App::build(config).await?;
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            Admin::connect(config).await?;
+            print(
+                json,
+                &serde_json::json!({ "migrated": true }),
+                "migrations applied",
+            );
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let summary = serde_json::json!({
+                "listen": config.listen.to_string(),
+                "database": config.database_url.split('?').next().unwrap_or_default().rsplit('@').next().unwrap_or_default(),
+                "mode": format!("{:?}", config.mode).to_lowercase(),
+                "issuer": config.issuer,
+                "mail_transport": format!("{:?}", config.mail.transport).to_lowercase(),
+                "login_verification": format!("{:?}", config.login_verification).to_lowercase(),
+                "master_key": if config.master_key.is_some() { "configured" } else { "key file" },
+            });
+            print(
+                json,
+                &summary,
+                &format!("configuration is valid\n{}", pretty(&summary)),
+            );
+            Ok(())
+        }
+        Command::User { command } => {
+            let admin = Admin::connect(config).await?;
+            match command {
+                UserCommand::Create {
+                    email,
+                    password,
+                    username,
+                } => {
+                    let user = admin
+                        .create_user(&email, SecretString::from(password), username.as_deref())
+                        .await?;
+                    print(
+                        json,
+                        &user,
+                        &format!("created user {} <{}>", user.id, user.email),
+                    );
+                }
+                UserCommand::List => {
+                    let users = admin.list_users().await?;
+                    let text = users
+                        .iter()
+                        .map(|u| {
+                            let state = if u.disabled {
+                                "disabled"
+                            } else if u.verified {
+                                "active"
+                            } else {
+                                "unverified"
+                            };
+                            format!(
+                                "{}\t{}\t{}\t{state}",
+                                u.id,
+                                u.email,
+                                u.username.as_deref().unwrap_or("-")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    print(json, &users, &text);
+                }
+                UserCommand::Disable { user } => {
+                    let id = admin.set_disabled(&user, true).await?;
+                    print(
+                        json,
+                        &serde_json::json!({ "id": id, "disabled": true }),
+                        &format!("disabled {id}"),
+                    );
+                }
+                UserCommand::Enable { user } => {
+                    let id = admin.set_disabled(&user, false).await?;
+                    print(
+                        json,
+                        &serde_json::json!({ "id": id, "disabled": false }),
+                        &format!("enabled {id}"),
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print(json: bool, value: &impl serde::Serialize, text: &str) {
+    if json {
+        println!("{}", serde_json::to_string(value).unwrap_or_default());
+    } else if !text.is_empty() {
+        println!("{text}");
+    }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,167 @@
+//! Email keys: the `email_key` handed to the client and the code mailed with it.
+
+use sqlx::FromRow;
+
+use super::Conn;
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Register,
+    Login,
+    Reset,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Register => "register",
+            Purpose::Login => "login",
+            Purpose::Reset => "reset",
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct EmailKey {
+    pub email_key: String,
+    pub user_id: Option<String>,
+    pub purpose: String,
+    pub code_hash: String,
+    pub attempts: i64,
+    pub resends: i64,
+    pub sent_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    /// JSON of the device fields given at login step 1.
+    pub device: Option<String>,
+}
+
+impl EmailKey {
+    pub fn purpose(&self) -> Option<Purpose> {
+        [Purpose::Register, Purpose::Login, Purpose::Reset]
+            .into_iter()
+            .find(|p| p.as_str() == self.purpose)
+    }
+}
+
+const COLUMNS: &str =
+    "email_key, user_id, purpose, code_hash, attempts, resends, sent_at, expires_at, used_at, device";
+
+pub struct NewKey<'a> {
+    pub email_key: &'a str,
+    pub user_id: Option<&'a str>,
+    pub purpose: Purpose,
+    pub code_hash: &'a str,
+    pub expires_at: Timestamp,
+    pub device: Option<&'a str>,
+}
+
+pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO email_keys (email_key, user_id, purpose, code_hash, sent_at, expires_at, device, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $5)",
+    )
+    .bind(key.email_key)
+    .bind(key.user_id)
+    .bind(key.purpose.as_str())
+    .bind(key.code_hash)
+    .bind(now)
+    .bind(key.expires_at)
+    .bind(key.device)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Retires the account's oldest live keys so that at most `keep` stay live.
+pub async fn retire_beyond(
+    conn: &mut Conn,
+    user_id: &str,
+    keep: i64,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE email_keys SET used_at = $3
+         WHERE user_id = $1 AND used_at IS NULL AND expires_at > $3 AND email_key NOT IN (
+             SELECT email_key FROM email_keys
+             WHERE user_id = $1 AND used_at IS NULL AND expires_at > $3
+             ORDER BY created_at DESC, email_key LIMIT $2)",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut Conn, email_key: &str) -> sqlx::Result<Option<EmailKey>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM email_keys WHERE email_key = $1"
+    ))
+    .bind(email_key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Atomically spends one attempt of a live key and returns the key as it is
+/// now; `None` when the key is used, expired or out of attempts. Spending
+/// before comparing means concurrent guesses can never exceed the budget.
+pub async fn spend_attempt(
+    conn: &mut Conn,
+    email_key: &str,
+    max_attempts: i64,
+    now: Timestamp,
+) -> sqlx::Result<Option<EmailKey>> {
+    sqlx::query_as(&format!(
+        "UPDATE email_keys SET attempts = attempts + 1
+         WHERE email_key = $1 AND used_at IS NULL AND expires_at > $3 AND attempts < $2
+         RETURNING {COLUMNS}"
+    ))
+    .bind(email_key)
+    .bind(max_attempts)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Marks the key used; false when another request used it first.
+pub async fn consume(conn: &mut Conn, email_key: &str, now: Timestamp) -> sqlx::Result<bool> {
+    let done =
+        sqlx::query("UPDATE email_keys SET used_at = $2 WHERE email_key = $1 AND used_at IS NULL")
+            .bind(email_key)
+            .bind(now)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub struct Resend<'a> {
+    pub email_key: &'a str,
+    pub code_hash: &'a str,
+    pub expires_at: Timestamp,
+    /// The previous send must be at or before this time.
+    pub sent_before: Timestamp,
+    pub max_resends: i64,
+    pub max_attempts: i64,
+}
+
+/// Replaces the code of an unused key if the cooldown and caps allow it;
+/// the attempt count is kept. False when a check failed (or a racing resend won).
+pub async fn resend(conn: &mut Conn, r: &Resend<'_>, now: Timestamp) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE email_keys SET code_hash = $2, sent_at = $3, expires_at = $4, resends = resends + 1
+         WHERE email_key = $1 AND used_at IS NULL AND sent_at <= $5 AND resends < $6 AND attempts < $7",
+    )
+    .bind(r.email_key)
+    .bind(r.code_hash)
+    .bind(now)
+    .bind(r.expires_at)
+    .bind(r.sent_before)
+    .bind(r.max_resends)
+    .bind(r.max_attempts)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,88 @@
+//! The durable mail outbox.
+
+use sqlx::FromRow;
+
+use super::Conn;
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Queued {
+    pub id: String,
+    pub recipient: String,
+    pub template: String,
+    /// Encrypted rendered message; cleared once sent.
+    pub message: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+}
+
+pub async fn insert(
+    conn: &mut Conn,
+    id: &str,
+    recipient: &str,
+    template: &str,
+    message: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, recipient, template, message, created_at, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(id)
+    .bind(recipient)
+    .bind(template)
+    .bind(message)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn due(conn: &mut Conn, now: Timestamp, limit: i64) -> sqlx::Result<Vec<Queued>> {
+    sqlx::query_as(
+        "SELECT id, recipient, template, message, attempts, next_attempt_at FROM outbox
+         WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, created_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Leases a message to this worker until `until`; false if another worker took it.
+pub async fn lease(conn: &mut Conn, msg: &Queued, until: Timestamp) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE outbox SET next_attempt_at = $3 WHERE id = $1 AND next_attempt_at = $2 AND sent_at IS NULL",
+    )
+    .bind(&msg.id)
+    .bind(msg.next_attempt_at)
+    .bind(until)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks a message sent and drops its body: the code in it must not linger.
+pub async fn mark_sent(conn: &mut Conn, id: &str, now: Timestamp) -> sqlx::Result<()> {
+    sqlx::query("UPDATE outbox SET sent_at = $2, message = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(
+    conn: &mut Conn,
+    id: &str,
+    error: &str,
+    retry_at: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .bind(retry_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Device sessions and their refresh tokens.
+
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+
+use super::Conn;
+use crate::clock::Timestamp;
+
+/// What a client tells about its device; every field optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Device {
+    pub device_id: Option<String>,
+    pub device_name: Option<String>,
+    pub platform: Option<String>,
+    pub operating_system: Option<String>,
+    pub location: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub fcm_token: Option<String>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub device_name: Option<String>,
+    pub platform: Option<String>,
+    pub operating_system: Option<String>,
+    pub location: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+const COLUMNS: &str = "id, user_id, device_id, device_name, platform, operating_system, location, \
+                       latitude, longitude, ip, user_agent, created_at, last_seen_at, expires_at";
+
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+    pub device: &'a Device,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub expires_at: Timestamp,
+}
+
+pub async fn insert(conn: &mut Conn, s: &NewSession<'_>, now: Timestamp) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, device_id, device_name, platform, operating_system, location,
+             latitude, longitude, fcm_token, ip, user_agent, created_at, last_seen_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
+    )
+    .bind(s.id)
+    .bind(s.user_id)
+    .bind(s.device_id)
+    .bind(s.device.device_name.as_deref())
+    .bind(s.device.platform.as_deref())
+    .bind(s.device.operating_system.as_deref())
+    .bind(s.device.location.as_deref())
+    .bind(s.device.latitude)
+    .bind(s.device.longitude)
+    .bind(s.device.fcm_token.as_deref())
+    .bind(s.ip)
+    .bind(s.user_agent)
+    .bind(now)
+    .bind(s.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The user of a live session, or `None` if it is revoked, expired or unknown.
+pub async fn live_user(
+    conn: &mut Conn,
+    session_id: &str,
+    now: Timestamp,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+    )
+    .bind(session_id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn live_for_device(
+    conn: &mut Conn,
+    user_id: &str,
+    device_id: &str,
+    now: Timestamp,
+) -> sqlx::Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM sessions WHERE user_id = $1 AND device_id = $2 AND revoked_at IS NULL AND expires_at > $3 LIMIT 1",
+    )
+    .bind(user_id)
+    .bind(device_id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+pub async fn list_live(
+    conn: &mut Conn,
+    user_id: &str,
+    now: Timestamp,
+) -> sqlx::Result<Vec<Session>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+         ORDER BY last_seen_at DESC, id"
+    ))
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn revoke(
+    conn: &mut Conn,
+    session_id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(now)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub async fn revoke_device(
+    conn: &mut Conn,
+    user_id: &str,
+    device_id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $3, revoked_reason = $4
+         WHERE user_id = $1 AND device_id = $2 AND revoked_at IS NULL AND expires_at > $3",
+    )
+    .bind(user_id)
+    .bind(device_id)
+    .bind(now)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Revokes every session of the user except `keep` (if given).
+pub async fn revoke_all(
+    conn: &mut Conn,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+    now: Timestamp,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $3, revoked_reason = $4
+         WHERE user_id = $1 AND revoked_at IS NULL AND id <> $2",
+    )
+    .bind(user_id)
+    .bind(keep.unwrap_or(""))
+    .bind(now)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub async fn touch(
+    conn: &mut Conn,
+    session_id: &str,
+    ip: Option<&str>,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sessions SET last_seen_at = $2, ip = COALESCE($3, ip) WHERE id = $1")
+        .bind(session_id)
+        .bind(now)
+        .bind(ip)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A stored refresh token with the state of its session.
+#[derive(Debug, Clone, FromRow)]
+pub struct RefreshToken {
+    pub session_id: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub expires_at: Timestamp,
+    pub rotated_at: Option<Timestamp>,
+    pub session_live: i64,
+}
+
+pub async fn insert_refresh(
+    conn: &mut Conn,
+    token_hash: &str,
+    session_id: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (token_hash) DO NOTHING",
+    )
+    .bind(token_hash)
+    .bind(session_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn find_refresh(
+    conn: &mut Conn,
+    token_hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<Option<RefreshToken>> {
+    sqlx::query_as(
+        "SELECT r.session_id, s.user_id, s.device_id, r.expires_at, r.rotated_at,
+                CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 THEN 1 ELSE 0 END AS session_live
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+         WHERE r.token_hash = $1",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Marks a token rotated; false when a concurrent refresh rotated it first.
+pub async fn mark_rotated(conn: &mut Conn, token_hash: &str, now: Timestamp) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn rotated_at(conn: &mut Conn, token_hash: &str) -> sqlx::Result<Option<Timestamp>> {
+    let at: Option<Option<Timestamp>> =
+        sqlx::query_scalar("SELECT rotated_at FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(conn)
+            .await?;
+    Ok(at.flatten())
+}

@@ -1,0 +1,154 @@
+//! Accounts.
+
+use sqlx::FromRow;
+
+use super::Conn;
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub verified: i64,
+    pub disabled: i64,
+    pub totp_enabled: i64,
+    pub created_at: Timestamp,
+}
+
+impl User {
+    pub fn is_verified(&self) -> bool {
+        self.verified != 0
+    }
+
+    pub fn is_disabled(&self) -> bool {
+        self.disabled != 0
+    }
+}
+
+const COLUMNS: &str =
+    "id, email, username, name, password_hash, verified, disabled, totp_enabled, created_at";
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub username: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub password_hash: &'a str,
+    pub verified: bool,
+}
+
+pub async fn insert(conn: &mut Conn, user: &NewUser<'_>, now: Timestamp) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, username, name, password_hash, verified, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    )
+    .bind(user.id)
+    .bind(user.email)
+    .bind(user.username)
+    .bind(user.name)
+    .bind(user.password_hash)
+    .bind(i64::from(user.verified))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn by_id(conn: &mut Conn, id: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn by_email(conn: &mut Conn, email: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"))
+        .bind(email)
+        .fetch_optional(conn)
+        .await
+}
+
+/// By email or by username (both are stored in lower case).
+pub async fn by_login(conn: &mut Conn, login: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE email = $1 OR username = $1"
+    ))
+    .bind(login)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn list(conn: &mut Conn) -> sqlx::Result<Vec<User>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users ORDER BY created_at, email"
+    ))
+    .fetch_all(conn)
+    .await
+}
+
+/// Replaces the details of an account nobody has verified yet (a repeated registration).
+pub async fn replace_unverified(
+    conn: &mut Conn,
+    id: &str,
+    username: Option<&str>,
+    name: Option<&str>,
+    password_hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET username = $2, name = $3, password_hash = $4, updated_at = $5
+         WHERE id = $1 AND verified = 0",
+    )
+    .bind(id)
+    .bind(username)
+    .bind(name)
+    .bind(password_hash)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn mark_verified(conn: &mut Conn, id: &str, now: Timestamp) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET verified = 1, updated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_password(
+    conn: &mut Conn,
+    id: &str,
+    password_hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Returns whether an account with that email or id exists.
+pub async fn set_disabled(
+    conn: &mut Conn,
+    email_or_id: &str,
+    disabled: bool,
+    now: Timestamp,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "UPDATE users SET disabled = $2, updated_at = $3 WHERE email = $1 OR id = $1 RETURNING id",
+    )
+    .bind(email_or_id)
+    .bind(i64::from(disabled))
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}

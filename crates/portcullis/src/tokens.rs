@@ -1,0 +1,169 @@
+//! Access tokens: EdDSA-signed JWTs (SPEC §5) and the JWKS that publishes
+//! their keys. Refresh tokens are opaque and live in `auth::refresh`.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::clock::Timestamp;
+use crate::crypto::{hex, Secrets};
+use crate::error::ApiError;
+use crate::store::{signing_keys, Db};
+
+const TYP: &str = "at+jwt";
+
+/// The claims of a user access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    /// The device session id.
+    pub sid: String,
+    pub jti: String,
+    pub iat: Timestamp,
+    pub nbf: Timestamp,
+    pub exp: Timestamp,
+}
+
+pub struct Tokens {
+    kid: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, DecodingKey>,
+    validation: Validation,
+    jwks: Value,
+    issuer: String,
+    audience: String,
+    access_ttl: i64,
+}
+
+impl Tokens {
+    /// Loads the active signing keys, generating the first one on first start.
+    pub async fn load(
+        db: &Db,
+        secrets: &Secrets,
+        issuer: &str,
+        audience: &str,
+        access_ttl: i64,
+        now: Timestamp,
+    ) -> anyhow::Result<Self> {
+        let mut conn = db.pool().acquire().await?;
+        let mut keys = signing_keys::active(&mut conn).await?;
+        if keys.is_empty() {
+            signing_keys::insert(&mut conn, &generate(secrets, now)?).await?;
+            tracing::info!("generated the first token signing key");
+            keys = signing_keys::active(&mut conn).await?;
+        }
+        let newest = keys.first().context("no signing key")?;
+        let pkcs8 = secrets.decrypt(&newest.private_key).context(
+            "cannot decrypt the signing key: is this the master key it was created with?",
+        )?;
+        let mut verifying = HashMap::new();
+        let mut jwks = Vec::new();
+        for key in &keys {
+            let public = URL_SAFE_NO_PAD
+                .decode(&key.public_key)
+                .context("malformed public key")?;
+            verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&public));
+            jwks.push(json!({
+                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                "kid": key.kid, "x": key.public_key,
+            }));
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        // Expiry is checked against the server's clock below.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        Ok(Self {
+            kid: newest.kid.clone(),
+            signing: EncodingKey::from_ed_der(&pkcs8),
+            verifying,
+            validation,
+            jwks: json!({ "keys": jwks }),
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            access_ttl,
+        })
+    }
+
+    pub fn access_ttl(&self) -> i64 {
+        self.access_ttl
+    }
+
+    /// Signs an access token for a device session.
+    pub fn issue(
+        &self,
+        secrets: &Secrets,
+        user_id: &str,
+        session_id: &str,
+        now: Timestamp,
+    ) -> anyhow::Result<String> {
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id.to_owned(),
+            sid: session_id.to_owned(),
+            jti: hex(&secrets.random::<16>()),
+            iat: now,
+            nbf: now,
+            exp: now + self.access_ttl,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TYP.to_owned());
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.signing)?)
+    }
+
+    /// Checks signature (our algorithm, our keys only), `typ`, `iss`, `aud`
+    /// and lifetime. Headers such as `jku`, `x5u` or `jwk` are never followed.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, ApiError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidToken)?;
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TYP) {
+            return Err(ApiError::InvalidToken);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifying.get(kid))
+            .ok_or(ApiError::InvalidToken)?;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .map_err(|_| ApiError::InvalidToken)?
+            .claims;
+        if claims.nbf > now + 60 {
+            return Err(ApiError::InvalidToken);
+        }
+        if claims.exp <= now {
+            return Err(ApiError::TokenExpired);
+        }
+        Ok(claims)
+    }
+
+    /// The public keys, as served at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+}
+
+fn generate(secrets: &Secrets, now: Timestamp) -> anyhow::Result<signing_keys::SigningKey> {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(secrets.rng())
+        .map_err(|_| anyhow::anyhow!("key generation failed"))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| anyhow::anyhow!("invalid generated key"))?;
+    Ok(signing_keys::SigningKey {
+        kid: hex(&secrets.random::<8>()),
+        alg: "EdDSA".into(),
+        private_key: secrets.encrypt(pkcs8.as_ref()),
+        public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+        created_at: now,
+    })
+}
