@@ -227,14 +227,12 @@ impl ApiError {
 fn name_and_type(status: StatusCode) -> (&'static str, &'static str) {
     match status {
         StatusCode::UNPROCESSABLE_ENTITY => ("ValidationError", "validation_error"),
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
-            ("BadRequestError", "invalid_request_error")
-        }
+        StatusCode::BAD_REQUEST => ("BadRequestError", "invalid_request_error"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("PayloadTooLargeError", "invalid_request_error"),
         StatusCode::UNAUTHORIZED => ("UnauthorizedError", "authentication_error"),
         StatusCode::FORBIDDEN => ("ForbiddenError", "authorization_error"),
-        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
-            ("NotFoundError", "invalid_request_error")
-        }
+        StatusCode::NOT_FOUND => ("NotFoundError", "invalid_request_error"),
+        StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowedError", "invalid_request_error"),
         StatusCode::TOO_MANY_REQUESTS => ("RateLimitError", "rate_limit_error"),
         StatusCode::SERVICE_UNAVAILABLE => ("ServiceUnavailableError", "server_error"),
         _ => ("InternalServerError", "server_error"),

@@ -1,1 +1,15 @@
-fn main() {}
+//! The one integration-test binary: each test starts the real server on
+//! port 0 and talks HTTP to it, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod helpers;
+mod smtp;
+
+mod bad_input;
+mod codes;
+mod flow;
+mod operations;
+mod password;
+mod refresh;
+mod sessions;

@@ -1,0 +1,370 @@
+//! `TestApp`: the real server on port 0 with a fresh database, a manual
+//! clock and an SMTP sink, plus typed helpers for the flows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis::clock::ManualClock;
+use portcullis::{App, Settings};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::smtp::{Mail, SmtpSink};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares each listed `async fn name(backend: Backend)` as two tests,
+/// `name::sqlite` and `name::postgres`.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if crate::helpers::postgres_available().await {
+                    super::$name(crate::helpers::Backend::Postgres).await
+                }
+            }
+        }
+    )*};
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// PostgreSQL must be there in CI; elsewhere its tests skip, loudly.
+pub async fn postgres_available() -> bool {
+    let connect = sqlx::PgConnection::connect(&postgres_admin_url());
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            true
+        }
+        outcome => {
+            let why = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".into(),
+            };
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "PostgreSQL is required in CI but unreachable at {}: {why}",
+                    postgres_admin_url()
+                );
+            }
+            eprintln!(
+                "\n!!!!!!!! SKIPPING a PostgreSQL test: cannot reach {} ({why}) !!!!!!!!\n",
+                postgres_admin_url()
+            );
+            false
+        }
+    }
+}
+
+/// A database for one test, removed when the test ends.
+enum TestDb {
+    Sqlite,
+    Postgres { name: String },
+}
+
+impl TestDb {
+    async fn create(backend: Backend, dir: &std::path::Path) -> (Self, String) {
+        match backend {
+            Backend::Sqlite => (
+                TestDb::Sqlite,
+                format!("sqlite://{}", dir.join("test.db").display()),
+            ),
+            Backend::Postgres => {
+                let mut bytes = [0u8; 8];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                    .unwrap();
+                let name = format!("portcullis_test_{}", portcullis::crypto::hex(&bytes));
+                let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+                    .await
+                    .unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let base = postgres_admin_url();
+                let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+                (TestDb::Postgres { name }, url)
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { name } = self {
+            let name = name.clone();
+            // Drop cannot await: finish the clean-up on a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub smtp: SmtpSink,
+    pub settings: Settings,
+    pub dir: tempfile::TempDir,
+    server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    _db: TestDb,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    TestApp::start(backend, |_| {}).await
+}
+
+impl TestApp {
+    /// Starts a server; `configure` may change settings before it is built.
+    pub async fn start(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let smtp = SmtpSink::start().await;
+        let (db, url) = TestDb::create(backend, dir.path()).await;
+        let mut settings = Settings::default();
+        settings
+            .set("listen", "127.0.0.1:0")
+            .set("database_url", url)
+            .set("master_key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+            .set("issuer", "http://portcullis.test")
+            .set("mail_transport", "smtp")
+            .set("smtp_url", smtp.url());
+        configure(&mut settings);
+        let mut app = TestApp {
+            base: String::new(),
+            http: reqwest::Client::new(),
+            clock: ManualClock::new(),
+            smtp,
+            settings,
+            dir,
+            server: None,
+            _db: db,
+        };
+        app.launch().await;
+        app
+    }
+
+    async fn launch(&mut self) {
+        let config = self.settings.build().unwrap();
+        let app = App::build_with_clock(config, self.clock.clone())
+            .await
+            .unwrap();
+        self.base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        self.server = Some((stop, handle));
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&mut self) {
+        if let Some((stop, handle)) = self.server.take() {
+            let _ = stop.send(());
+            handle.await.unwrap();
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database and clock.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.launch().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        read(
+            self.http
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        read(
+            self.http
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        read(
+            self.http
+                .get(self.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        read(self.http.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// The next message delivered to `email` (waits for the outbox worker).
+    pub async fn mail_to(&self, email: &str) -> Mail {
+        for _ in 0..200 {
+            {
+                let mut received = self.smtp.received.lock().unwrap();
+                if let Some(i) = received
+                    .iter()
+                    .position(|m| m.to.iter().any(|to| to == email))
+                {
+                    return received.remove(i);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no mail for {email} arrived");
+    }
+
+    /// The code in the next message to `email`, as the user reads it.
+    pub async fn code_for(&self, email: &str) -> String {
+        code_in(&self.mail_to(email).await.data)
+    }
+
+    /// Registers and returns the `email_key`.
+    pub async fn register(&self, email: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/auth/register",
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["email_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers and verifies; returns the token body.
+    pub async fn signup(&self, email: &str) -> Value {
+        let key = self.register(email).await;
+        let code = self.code_for(email).await;
+        let (status, body) = self
+            .post(
+                "/v1/auth/verify",
+                json!({ "email_key": key, "verification_code": code, "is_register": true }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Login step 1 with the default password; returns the `email_key`.
+    pub async fn login_key(&self, email: &str, extra: Value) -> String {
+        let mut body = json!({ "email_or_username": email, "password": PASSWORD });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        let (status, body) = self.post("/v1/auth/login", body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["next_step"], "email_verification", "{body}");
+        body["email_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Both login steps; returns the token body.
+    pub async fn login(&self, email: &str, device: Value) -> Value {
+        let key = self.login_key(email, json!({})).await;
+        let code = self.code_for(email).await;
+        let (status, body) = self
+            .post(
+                "/v1/auth/verify",
+                json!({ "email_key": key, "verification_code": code, "device_info": device }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((stop, _)) = self.server.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, body)
+}
+
+/// The digits after "code is: " in a message.
+pub fn code_in(message: &str) -> String {
+    let at = message
+        .find("code is: ")
+        .unwrap_or_else(|| panic!("no code in: {message}"));
+    message[at + 9..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
+
+/// Asserts the error envelope with `code` and `status`.
+#[track_caller]
+pub fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status.as_u16(), expected_status, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["status"], expected_status, "{body}");
+    assert!(
+        body["error"]["trace_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("req_"),
+        "{body}"
+    );
+}
