@@ -122,7 +122,7 @@ pub(super) async fn issue_key(
         device: device.as_deref(),
     };
     keys::insert(tx, &key, now).await?;
-    keys::retire_beyond(tx, user_id, s.config.live_keys_per_account, now).await?;
+    keys::retire_beyond(tx, user_id, &email_key, s.config.live_keys_per_account, now).await?;
     s.mailer
         .enqueue(
             tx,

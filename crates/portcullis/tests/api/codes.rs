@@ -1,1 +1,318 @@
-//! codes
+//! Emailed codes: expiry, format, attempts, resends.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+both!(
+    code_is_accepted_at_4_59_and_rejected_at_5_01,
+    codes_work_as_numbers_and_strings_with_leading_zeros,
+    wrong_is_register_is_refused_without_spending_an_attempt,
+    a_code_from_another_key_is_wrong,
+    a_used_code_is_refused,
+    the_old_code_stops_working_after_a_resend,
+    five_wrong_codes_burn_the_key,
+    concurrent_wrong_guesses_never_exceed_the_budget,
+    resend_has_a_cooldown_and_a_cap,
+    only_three_keys_per_account_stay_live,
+    registering_a_taken_address_answers_alike_and_warns_the_owner,
+);
+
+async fn verify(
+    app: &TestApp,
+    key: &str,
+    code: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    app.post(
+        "/v1/auth/verify",
+        json!({ "email_key": key, "verification_code": code }),
+    )
+    .await
+}
+
+async fn code_is_accepted_at_4_59_and_rejected_at_5_01(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("exp@example.com").await;
+
+    let key = app.login_key("exp@example.com", json!({})).await;
+    let code = app.code_for("exp@example.com").await;
+    app.clock.advance(4 * 60 + 59);
+    let (status, body) = verify(&app, &key, json!(code)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let key = app.login_key("exp@example.com", json!({})).await;
+    let code = app.code_for("exp@example.com").await;
+    app.clock.advance(5 * 60 + 1);
+    let (status, body) = verify(&app, &key, json!(code)).await;
+    assert_error(status, &body, 401, "VERIFICATION_EXPIRED");
+}
+
+async fn codes_work_as_numbers_and_strings_with_leading_zeros(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("zero@example.com").await;
+    // Codes are random: log in until one starts with 0, then send it as the documented client does.
+    for _ in 0..200 {
+        let key = app.login_key("zero@example.com", json!({})).await;
+        let code = app.code_for("zero@example.com").await;
+        if code.starts_with('0') {
+            let number: u32 = code.parse().unwrap();
+            assert!(number < 1000);
+            let (status, body) = verify(&app, &key, json!(number)).await;
+            assert_eq!(status, StatusCode::OK, "{code} sent as {number}: {body}");
+            let key = app.login_key("zero@example.com", json!({})).await;
+            let code = app.code_for("zero@example.com").await;
+            let (status, body) = verify(&app, &key, json!(code)).await;
+            assert_eq!(status, StatusCode::OK, "as a string: {body}");
+            return;
+        }
+    }
+    panic!("no code with a leading zero in 200 logins");
+}
+
+async fn wrong_is_register_is_refused_without_spending_an_attempt(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.register("flag@example.com").await;
+    let code = app.code_for("flag@example.com").await;
+    let (status, body) = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": key, "verification_code": code, "is_register": false }),
+        )
+        .await;
+    assert_error(status, &body, 422, "VALIDATION_ERROR");
+    assert!(
+        body["error"]["details"]["is_register"].is_string(),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": key, "verification_code": "9999x" }),
+        )
+        .await;
+    assert_error(status, &body, 422, "VALIDATION_ERROR");
+    let (status, body) = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": key, "verification_code": code, "is_register": true }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn a_code_from_another_key_is_wrong(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = app.register("one@example.com").await;
+    let first_code = app.code_for("one@example.com").await;
+    let second = app.register("two@example.com").await;
+    let second_code = app.code_for("two@example.com").await;
+    if first_code != second_code {
+        let (status, body) = verify(&app, &first, json!(second_code)).await;
+        assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+        assert_eq!(body["error"]["details"]["attempts_remaining"], 4);
+    }
+    let (status, _) = verify(&app, &second, json!(second_code)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = verify(&app, &first, json!(first_code)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn a_used_code_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.register("used@example.com").await;
+    let code = app.code_for("used@example.com").await;
+    let (status, _) = verify(&app, &key, json!(code)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = verify(&app, &key, json!(code)).await;
+    assert_error(status, &body, 401, "VERIFICATION_EXPIRED");
+    let (status, body) = verify(&app, "no-such-key", json!(code)).await;
+    assert_error(status, &body, 401, "VERIFICATION_EXPIRED");
+}
+
+async fn the_old_code_stops_working_after_a_resend(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.register("resend@example.com").await;
+    let old = app.code_for("resend@example.com").await;
+    app.clock.advance(61);
+    let (status, body) = app
+        .post("/v1/auth/resend-email", json!({ "email_key": key }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["email_key"], key.as_str());
+    let new = app.code_for("resend@example.com").await;
+    if old != new {
+        let (status, body) = verify(&app, &key, json!(old)).await;
+        assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+    }
+    let (status, body) = verify(&app, &key, json!(new)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn five_wrong_codes_burn_the_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.register("burn@example.com").await;
+    let code = app.code_for("burn@example.com").await;
+    let wrong = format!("{:04}", (code.parse::<u32>().unwrap() + 1) % 10_000);
+    for remaining in (0..5).rev() {
+        let (status, body) = verify(&app, &key, json!(wrong)).await;
+        assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+        assert_eq!(body["error"]["details"]["attempts_remaining"], remaining);
+    }
+    let (status, body) = verify(&app, &key, json!(code)).await;
+    assert_error(status, &body, 429, "VERIFICATION_ATTEMPTS_EXCEEDED");
+    // A resend does not restore the budget.
+    app.clock.advance(61);
+    let (status, body) = app
+        .post("/v1/auth/resend-email", json!({ "email_key": key }))
+        .await;
+    assert_error(status, &body, 429, "VERIFICATION_ATTEMPTS_EXCEEDED");
+}
+
+async fn concurrent_wrong_guesses_never_exceed_the_budget(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.register("race@example.com").await;
+    let code = app.code_for("race@example.com").await;
+    let wrong = format!("{:04}", (code.parse::<u32>().unwrap() + 1) % 10_000);
+    let guesses = (0..30).map(|_| verify(&app, &key, json!(wrong)));
+    let results = futures_join_all(guesses).await;
+    let counted = results
+        .iter()
+        .filter(|(_, b)| b["error"]["code"] == "INVALID_VERIFICATION_CODE")
+        .count();
+    let refused = results
+        .iter()
+        .filter(|(_, b)| b["error"]["code"] == "VERIFICATION_ATTEMPTS_EXCEEDED")
+        .count();
+    assert_eq!(counted, 5, "{results:?}");
+    assert_eq!(refused, 25, "{results:?}");
+    let (status, body) = verify(&app, &key, json!(code)).await;
+    assert_error(status, &body, 429, "VERIFICATION_ATTEMPTS_EXCEEDED");
+}
+
+/// Runs the futures concurrently on the test's runtime.
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::new();
+    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+    // Poll all of them together.
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for slot in pending.iter_mut() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        out.push(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out
+}
+
+async fn resend_has_a_cooldown_and_a_cap(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.register("cool@example.com").await;
+    app.code_for("cool@example.com").await;
+    let response = app
+        .http
+        .post(app.url("/v1/auth/resend-email"))
+        .json(&json!({ "email_key": key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["retry-after"], "60");
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 429, "RESEND_TOO_SOON");
+    assert_eq!(body["error"]["details"]["retry_after"], 60);
+
+    app.clock.advance(30);
+    let (status, body) = app
+        .post("/v1/auth/resend-email", json!({ "email_key": key }))
+        .await;
+    assert_error(status, &body, 429, "RESEND_TOO_SOON");
+    assert_eq!(body["error"]["details"]["retry_after"], 30);
+
+    for _ in 0..5 {
+        app.clock.advance(60);
+        let (status, body) = app
+            .post("/v1/auth/resend-email", json!({ "email_key": key }))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        app.code_for("cool@example.com").await;
+    }
+    app.clock.advance(60);
+    let (status, body) = app
+        .post("/v1/auth/resend-email", json!({ "email_key": key }))
+        .await;
+    assert_error(status, &body, 429, "VERIFICATION_ATTEMPTS_EXCEEDED");
+}
+
+async fn only_three_keys_per_account_stay_live(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("keys@example.com").await;
+    let mut keys = Vec::new();
+    for _ in 0..4 {
+        app.clock.advance(1);
+        let key = app.login_key("keys@example.com", json!({})).await;
+        keys.push((key, app.code_for("keys@example.com").await));
+    }
+    let (status, body) = verify(&app, &keys[0].0, json!(keys[0].1)).await;
+    assert_error(status, &body, 401, "VERIFICATION_EXPIRED");
+    let (status, body) = verify(&app, &keys[3].0, json!(keys[3].1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn registering_a_taken_address_answers_alike_and_warns_the_owner(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("taken@example.com").await;
+    let (status, body) = app
+        .post(
+            "/v1/auth/register",
+            json!({ "email": "taken@example.com", "password": "another password 1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["requires_verification"], true);
+    let notice = app.mail_to("taken@example.com").await;
+    assert!(notice.data.contains("already has one"), "{}", notice.data);
+    assert!(!notice.data.contains("code is: "));
+    // The decoy key never verifies, and the original password still works.
+    for guess in ["0000", "1234"] {
+        let (status, body) = verify(&app, body["email_key"].as_str().unwrap(), json!(guess)).await;
+        assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+    }
+    app.login("taken@example.com", json!({})).await;
+
+    // A taken username is a plain validation error: usernames are public.
+    let (status, body) = app
+        .post(
+            "/v1/auth/register",
+            json!({ "email": "u1@example.com", "username": "sam", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post(
+            "/v1/auth/register",
+            json!({ "email": "u2@example.com", "username": "SAM", "password": PASSWORD }),
+        )
+        .await;
+    assert_error(status, &body, 422, "VALIDATION_ERROR");
+    assert!(body["error"]["details"]["username"].is_string());
+}
