@@ -137,7 +137,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub smtp: SmtpSink,
     pub settings: Settings,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     _db: TestDb,
 }
@@ -167,7 +167,7 @@ impl TestApp {
             clock: ManualClock::new(),
             smtp,
             settings,
-            dir,
+            _dir: dir,
             server: None,
             _db: db,
         };

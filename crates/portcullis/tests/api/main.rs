@@ -7,6 +7,7 @@ mod helpers;
 mod smtp;
 
 mod bad_input;
+mod binary;
 mod codes;
 mod flow;
 mod operations;

@@ -1,1 +1,208 @@
-//! operations
+//! Operations: health, OpenAPI, JWKS, trace ids, restarts, mail transports,
+//! and the binary as a newcomer runs it.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+both!(
+    health_and_readiness,
+    openapi_documents_every_endpoint,
+    access_tokens_verify_with_the_published_jwks,
+    trace_id_is_in_the_header_and_the_body,
+    users_sessions_and_queued_mail_survive_restarts,
+    file_transport_writes_eml_files,
+);
+
+async fn health_and_readiness(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(app.get("/healthz").await.0, StatusCode::OK);
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn openapi_documents_every_endpoint(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (status, doc) = app.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/v1/auth/register", "post"),
+        ("/v1/auth/login", "post"),
+        ("/v1/auth/verify", "post"),
+        ("/v1/auth/resend-email", "post"),
+        ("/v1/auth/refresh", "post"),
+        ("/v1/auth/logout", "post"),
+        ("/v1/auth/logout-all", "post"),
+        ("/v1/auth/me", "get"),
+        ("/v1/auth/sessions", "get"),
+        ("/v1/auth/sessions/{device_id}", "delete"),
+        ("/v1/auth/password/forgot", "post"),
+        ("/v1/auth/password/reset", "post"),
+        ("/v1/auth/password/change", "post"),
+        ("/.well-known/jwks.json", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "TokenResponse",
+        "StepOneResponse",
+        "VerifyRequest",
+        "LoginRequest",
+        "ErrorEnvelope",
+        "UserBody",
+    ] {
+        assert!(schemas.contains_key(schema), "schema {schema} missing");
+    }
+}
+
+async fn access_tokens_verify_with_the_published_jwks(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tokens = app.signup("jwt@example.com").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let (_, jwks) = app.get("/.well-known/jwks.json").await;
+    let parts: Vec<&str> = token.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["typ"], "at+jwt");
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("kid in JWKS");
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    let public = URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public)
+        .verify(signed.as_bytes(), &signature)
+        .expect("signature verifies with the JWKS key");
+    for claim in ["iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp"] {
+        assert!(!claims[claim].is_null(), "claim {claim}");
+    }
+    assert_eq!(claims["iss"], "http://portcullis.test");
+    assert_eq!(claims["sub"], tokens["user"]["id"]);
+
+    // A token signed with another key, or unsigned, is refused.
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        URL_SAFE_NO_PAD.encode([0u8; 64])
+    );
+    let (status, body) = app.get_auth("/v1/auth/me", &forged).await;
+    assert_error(status, &body, 401, "INVALID_TOKEN");
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
+    let (status, body) = app
+        .get_auth("/v1/auth/me", &format!("{none_header}.{}.", parts[1]))
+        .await;
+    assert_error(status, &body, 401, "INVALID_TOKEN");
+}
+
+async fn trace_id_is_in_the_header_and_the_body(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.http.get(app.url("/no/such/page")).send().await.unwrap();
+    let header = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 404, "NOT_FOUND");
+    assert_eq!(body["error"]["trace_id"], header.as_str());
+    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+}
+
+async fn users_sessions_and_queued_mail_survive_restarts(backend: Backend) {
+    let mut app = spawn_app(backend).await;
+    let tokens = app.signup("stay@example.com").await;
+    let sink = app.settings.clone();
+
+    // Mail cannot be delivered: the message waits in the outbox.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    app.settings
+        .set("smtp_url", format!("smtp://127.0.0.1:{dead_port}"));
+    app.restart().await;
+    let key = app.register("queued@example.com").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(app.smtp.received.lock().unwrap().is_empty());
+
+    // Back on the working server, past the retry delay: it arrives.
+    app.settings = sink;
+    app.restart().await;
+    app.clock.advance(15);
+    let code = app.code_for("queued@example.com").await;
+    let (status, body) = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": key, "verification_code": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The session from before both restarts still works.
+    let (status, _) = app
+        .get_auth("/v1/auth/me", tokens["token"].as_str().unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": tokens["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn file_transport_writes_eml_files(backend: Backend) {
+    let mail_dir = tempfile::tempdir().unwrap();
+    let path = mail_dir.path().to_owned();
+    let app = TestApp::start(backend, |s| {
+        s.set("mail_transport", "file")
+            .set("mail_dir", path.display().to_string());
+    })
+    .await;
+    let key = app.register("file@example.com").await;
+    let mut message = None;
+    for _ in 0..200 {
+        let files: Vec<_> = std::fs::read_dir(&path).unwrap().flatten().collect();
+        if let Some(file) = files
+            .iter()
+            .find(|f| f.path().extension().is_some_and(|e| e == "eml"))
+        {
+            message = Some(std::fs::read_to_string(file.path()).unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let message = message.expect("an .eml file");
+    assert!(message.contains("To: file@example.com"), "{message}");
+    let code = code_in(&message);
+    let (status, body) = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": key, "verification_code": code }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -1,0 +1,224 @@
+//! The `portcullis` binary as a newcomer and an operator use it: no
+//! configuration, SQLite in the working folder, codes on the console.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{code_in, read, PASSWORD};
+
+fn portcullis(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.current_dir(dir);
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("PORTCULLIS_")) {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Forwards a stream's lines to a channel.
+fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(
+    rx: &mpsc::Receiver<String>,
+    what: &str,
+    mut matches: impl FnMut(&str) -> Option<String>,
+) -> String {
+    let mut seen = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => {
+                if let Some(found) = matches(&line) {
+                    return found;
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            Err(_) => panic!("{what} did not appear; output so far:\n{seen}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_with_no_configuration_walks_the_whole_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = portcullis(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PORTCULLIS_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines(child.stdout.take().unwrap());
+    let stderr = lines(child.stderr.take().unwrap());
+    let _server = Server(child);
+    let address = wait_for(&stderr, "the listening log line", |line| {
+        let entry: Value = serde_json::from_str(line).ok()?;
+        (entry["fields"]["message"] == "portcullis listening")
+            .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
+    });
+    let base = format!("http://{address}");
+    let http = reqwest::Client::new();
+
+    let (status, step1) = read(
+        http.post(format!("{base}/v1/auth/register"))
+            .json(&json!({ "email": "new@example.com", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{step1}");
+    let code = wait_for(&stdout, "the emailed code", |line| {
+        line.contains("code is: ").then(|| code_in(line))
+    });
+    let (status, tokens) = read(
+        http.post(format!("{base}/v1/auth/verify"))
+            .json(&json!({ "email_key": step1["email_key"], "verification_code": code, "is_register": true }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, me) = read(
+        http.get(format!("{base}/v1/auth/me"))
+            .bearer_auth(tokens["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+
+    // The defaults: a SQLite file and a private development key in the working folder.
+    assert!(dir.path().join("portcullis.db").exists());
+    let key = dir.path().join("portcullis.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn user_commands_print_json_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = portcullis(dir.path())
+        .args([
+            "--json",
+            "user",
+            "create",
+            "--email",
+            "Ops@Example.com",
+            "--password",
+            PASSWORD,
+            "--username",
+            "ops",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["email"], "ops@example.com");
+    assert_eq!(created["verified"], true);
+
+    let again = portcullis(dir.path())
+        .args([
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password",
+            PASSWORD,
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let out = portcullis(dir.path())
+        .args(["--json", "user", "disable", "ops@example.com"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = portcullis(dir.path())
+        .args(["--json", "user", "list"])
+        .output()
+        .unwrap();
+    let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(users[0]["disabled"], true);
+}
+
+#[test]
+fn production_mode_refuses_unsafe_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = portcullis(dir.path())
+        .args(["config", "check"])
+        .env("PORTCULLIS_MODE", "production")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("console mail transport"));
+
+    let out = portcullis(dir.path())
+        .args(["config", "check"])
+        .env("PORTCULLIS_MODE", "production")
+        .env("PORTCULLIS_MAIL_TRANSPORT", "file")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORTCULLIS_MASTER_KEY"));
+
+    let out = portcullis(dir.path())
+        .args(["config", "check"])
+        .env("PORTCULLIS_ACCESS_TTL", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORTCULLIS_ACCESS_TTL"));
+
+    let out = portcullis(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
