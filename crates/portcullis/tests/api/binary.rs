@@ -1,14 +1,11 @@
 //! The `portcullis` binary as a newcomer and an operator use it: no
 //! configuration, SQLite in the working folder, codes on the console.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{code_in, read, PASSWORD};
+use crate::helpers::{code_in, lines, read, wait_for, PASSWORD};
 
 fn portcullis(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
@@ -26,39 +23,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Forwards a stream's lines to a channel.
-fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(
-    rx: &mpsc::Receiver<String>,
-    what: &str,
-    mut matches: impl FnMut(&str) -> Option<String>,
-) -> String {
-    let mut seen = String::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => {
-                if let Some(found) = matches(&line) {
-                    return found;
-                }
-                seen.push_str(&line);
-                seen.push('\n');
-            }
-            Err(_) => panic!("{what} did not appear; output so far:\n{seen}"),
-        }
     }
 }
 

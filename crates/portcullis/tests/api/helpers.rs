@@ -1,7 +1,8 @@
 //! `TestApp`: the real server on port 0 with a fresh database, a manual
 //! clock and an SMTP sink, plus typed helpers for the flows.
 
-use std::sync::Arc;
+use std::io::{BufRead, BufReader};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use portcullis::clock::ManualClock;
@@ -367,4 +368,37 @@ pub fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code
             .starts_with("req_"),
         "{body}"
     );
+}
+
+/// Forwards a stream's lines to a channel.
+pub fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+pub fn wait_for(
+    rx: &mpsc::Receiver<String>,
+    what: &str,
+    mut matches: impl FnMut(&str) -> Option<String>,
+) -> String {
+    let mut seen = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => {
+                if let Some(found) = matches(&line) {
+                    return found;
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            Err(_) => panic!("{what} did not appear; output so far:\n{seen}"),
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod smtp;
 
 mod bad_input;
 mod binary;
+mod clients;
 mod codes;
 mod flow;
 mod operations;
