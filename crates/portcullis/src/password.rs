@@ -168,4 +168,33 @@ mod tests {
             .unwrap());
         assert!(!hasher.verify(&secret("anything"), None).await.unwrap());
     }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_unavailable_instead_of_waiting() {
+        let secrets = Arc::new(Secrets::from_key([3; 32]));
+        let hasher = Arc::new(Hasher::new(&secrets, 1, 0).unwrap());
+        let results = futures_of(&hasher, &secrets, 4).await;
+        assert!(results.iter().any(Result::is_ok));
+        assert!(results
+            .iter()
+            .any(|r| matches!(r, Err(ApiError::Unavailable(_)))));
+    }
+
+    async fn futures_of(
+        hasher: &Arc<Hasher>,
+        secrets: &Arc<Secrets>,
+        n: usize,
+    ) -> Vec<Result<String, ApiError>> {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let (hasher, secrets) = (hasher.clone(), secrets.clone());
+                tokio::spawn(async move { hasher.hash(&secrets, &secret("s3cret-enough")).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.unwrap());
+        }
+        out
+    }
 }

@@ -17,6 +17,7 @@ CREATE TABLE users (
 CREATE TABLE email_keys (
     email_key  TEXT PRIMARY KEY,
     user_id    TEXT REFERENCES users(id) ON DELETE CASCADE,
+    email      TEXT NOT NULL,
     purpose    TEXT NOT NULL,
     code_hash  TEXT NOT NULL,
     attempts   BIGINT NOT NULL DEFAULT 0,
@@ -25,6 +26,9 @@ CREATE TABLE email_keys (
     expires_at BIGINT NOT NULL,
     used_at    BIGINT,
     device     TEXT,
+    -- A registration's password: set on the account only when this key's
+    -- code proves the address, so re-registering cannot plant a password.
+    password_hash TEXT,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX email_keys_by_user ON email_keys (user_id, created_at);

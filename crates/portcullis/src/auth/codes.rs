@@ -29,16 +29,16 @@ pub struct Register {
     pub name: Option<String>,
 }
 
-/// Creates an account (or refreshes one nobody has verified yet) and mails a
-/// registration code. An address that already has a verified account gets the
-/// same answer, a key no code will ever match, and a notice by email.
+/// Creates an account and mails a registration code. An address whose
+/// account is not verified yet gets a fresh key that carries the new password,
+/// set only if that key's code is verified. An address with a verified account
+/// gets the same answer, a key no code will ever match, and a notice by email.
 #[instrument(skip_all, fields(email = %input.email.as_str()))]
 pub async fn register(s: &Services, input: Register) -> Result<StepOne, ApiError> {
     password::check_policy(&input.password, s.config.password_min_length)?;
     let hash = s.hasher.hash(&s.secrets, &input.password).await?;
     let now = s.now();
     let email = input.email.as_str();
-    let username = input.username.as_ref().map(Username::as_str);
     let existing = users::by_email(&mut *s.db.pool().acquire().await?, email).await?;
 
     let mut tx = s.db.pool().begin().await?;
@@ -47,33 +47,33 @@ pub async fn register(s: &Services, input: Register) -> Result<StepOne, ApiError
             s.mailer
                 .enqueue(&mut tx, email, Template::AccountExists, None, 0, now)
                 .await?;
-            decoy_key(s, &mut tx, Purpose::Register, now).await?
+            decoy_key(s, &mut tx, email, Purpose::Register, now).await?
         }
-        Some(user) => {
-            users::replace_unverified(
-                &mut tx,
-                &user.id,
-                username,
-                input.name.as_deref(),
-                &hash,
-                now,
-            )
-            .await
-            .map_err(taken)?;
-            issue_key(s, &mut tx, &user.id, email, Purpose::Register, None, now).await?
-        }
-        None => {
-            let id = s.secrets.random_id("usr_");
-            let new = users::NewUser {
-                id: &id,
-                email,
-                username,
-                name: input.name.as_deref(),
-                password_hash: &hash,
-                verified: false,
+        existing => {
+            let user_id = match existing {
+                Some(user) => user.id,
+                None => {
+                    let id = s.secrets.random_id("usr_");
+                    let new = users::NewUser {
+                        id: &id,
+                        email,
+                        username: input.username.as_ref().map(Username::as_str),
+                        name: input.name.as_deref(),
+                        password_hash: &hash,
+                        verified: false,
+                    };
+                    users::insert(&mut tx, &new, now).await.map_err(taken)?;
+                    id
+                }
             };
-            users::insert(&mut tx, &new, now).await.map_err(taken)?;
-            issue_key(s, &mut tx, &id, email, Purpose::Register, None, now).await?
+            let key = KeyFor {
+                user_id: &user_id,
+                email,
+                purpose: Purpose::Register,
+                device: None,
+                password_hash: Some(&hash),
+            };
+            issue_key(s, &mut tx, &key, now).await?
         }
     };
     tx.commit().await?;
@@ -96,38 +96,56 @@ fn taken(e: sqlx::Error) -> ApiError {
     }
 }
 
-/// Creates a key for `user_id`, mails its code (inside `tx`) and retires the
-/// account's oldest live keys beyond the allowed number.
+/// What a new email key is for.
+pub(super) struct KeyFor<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub purpose: Purpose,
+    /// Device fields of login step 1, for the session that verifying opens.
+    pub device: Option<&'a Device>,
+    /// A registration's password, set on the account when the code is verified.
+    pub password_hash: Option<&'a str>,
+}
+
+/// Creates a key, mails its code (inside `tx`) and retires the account's
+/// oldest live keys beyond the allowed number.
 pub(super) async fn issue_key(
     s: &Services,
     tx: &mut Conn,
-    user_id: &str,
-    email: &str,
-    purpose: Purpose,
-    device: Option<&Device>,
+    key: &KeyFor<'_>,
     now: i64,
 ) -> Result<String, ApiError> {
     let email_key = new_email_key(s);
     let code = s.secrets.random_code(s.config.code_digits);
-    let device = device
+    let device = key
+        .device
         .map(serde_json::to_string)
         .transpose()
         .map_err(anyhow::Error::from)?;
-    let key = keys::NewKey {
+    let new = keys::NewKey {
         email_key: &email_key,
-        user_id: Some(user_id),
-        purpose,
+        user_id: Some(key.user_id),
+        email: key.email,
+        purpose: key.purpose,
         code_hash: &s.secrets.code_hash(&email_key, &code),
         expires_at: now + s.config.code_ttl.as_secs() as i64,
         device: device.as_deref(),
+        password_hash: key.password_hash,
     };
-    keys::insert(tx, &key, now).await?;
-    keys::retire_beyond(tx, user_id, &email_key, s.config.live_keys_per_account, now).await?;
+    keys::insert(tx, &new, now).await?;
+    keys::retire_beyond(
+        tx,
+        key.user_id,
+        &email_key,
+        s.config.live_keys_per_account,
+        now,
+    )
+    .await?;
     s.mailer
         .enqueue(
             tx,
-            email,
-            template_for(purpose),
+            key.email,
+            template_for(key.purpose),
             Some(&code),
             code_minutes(s),
             now,
@@ -140,6 +158,7 @@ pub(super) async fn issue_key(
 async fn decoy_key(
     s: &Services,
     tx: &mut Conn,
+    email: &str,
     purpose: Purpose,
     now: i64,
 ) -> Result<String, ApiError> {
@@ -147,10 +166,12 @@ async fn decoy_key(
     let key = keys::NewKey {
         email_key: &email_key,
         user_id: None,
+        email,
         purpose,
         code_hash: &hex(&s.secrets.random::<32>()),
         expires_at: now + s.config.code_ttl.as_secs() as i64,
         device: None,
+        password_hash: None,
     };
     keys::insert(tx, &key, now).await?;
     Ok(email_key)
@@ -257,7 +278,12 @@ pub async fn verify(
         return Err(ApiError::AccountDisabled);
     }
     if key.purpose() == Some(Purpose::Register) {
+        if let Some(hash) = &key.password_hash {
+            users::set_password(&mut tx, &user.id, hash, now).await?;
+        }
         users::mark_verified(&mut tx, &user.id, now).await?;
+        // Other registration keys carry other passwords: none may apply any more.
+        keys::retire_purpose(&mut tx, &user.id, Purpose::Register, now).await?;
         user.verified = 1;
     }
     // Device fields given now take precedence over those given at step 1.
@@ -325,28 +351,24 @@ pub async fn resend(s: &Services, email_key: &str) -> Result<StepOne, ApiError> 
             retry_after: cooldown,
         });
     }
-    let mut email = String::new();
-    if let Some(user) = match &key.user_id {
-        Some(id) => users::by_id(&mut tx, id).await?,
-        None => None,
-    } {
+    // A decoy sends nothing; its answer is the same.
+    if key.user_id.is_some() {
         s.mailer
             .enqueue(
                 &mut tx,
-                &user.email,
+                &key.email,
                 template_for(purpose),
                 Some(&code),
                 code_minutes(s),
                 now,
             )
             .await?;
-        email = user.email;
     }
     tx.commit().await?;
     s.mailer.wake();
     Ok(StepOne {
         email_key: email_key.to_owned(),
-        email,
+        email: key.email,
         is_register: purpose == Purpose::Register,
     })
 }
@@ -359,9 +381,16 @@ pub async fn forgot_password(s: &Services, email: &Email) -> Result<StepOne, Api
     let mut tx = s.db.pool().begin().await?;
     let email_key = match user.filter(|u| !u.is_disabled()) {
         Some(user) => {
-            issue_key(s, &mut tx, &user.id, &user.email, Purpose::Reset, None, now).await?
+            let key = KeyFor {
+                user_id: &user.id,
+                email: &user.email,
+                purpose: Purpose::Reset,
+                device: None,
+                password_hash: None,
+            };
+            issue_key(s, &mut tx, &key, now).await?
         }
-        None => decoy_key(s, &mut tx, Purpose::Reset, now).await?,
+        None => decoy_key(s, &mut tx, email.as_str(), Purpose::Reset, now).await?,
     };
     tx.commit().await?;
     s.mailer.wake();

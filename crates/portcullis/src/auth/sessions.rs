@@ -3,7 +3,7 @@
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::codes::{issue_key, StepOne};
+use super::codes::{issue_key, KeyFor, StepOne};
 use crate::config::LoginVerification;
 use crate::crypto::{new_refresh_token, token_hash};
 use crate::domain::LoginName;
@@ -96,16 +96,14 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         } else {
             Purpose::Register
         };
-        let email_key = issue_key(
-            s,
-            &mut tx,
-            &user.id,
-            &user.email,
+        let key = KeyFor {
+            user_id: &user.id,
+            email: &user.email,
             purpose,
-            Some(&input.device),
-            now,
-        )
-        .await?;
+            device: Some(&input.device),
+            password_hash: None,
+        };
+        let email_key = issue_key(s, &mut tx, &key, now).await?;
         tracing::info!(user_id = %user.id, "login step 1 ok; code sent");
         LoginOutcome::Code(StepOne {
             email_key,

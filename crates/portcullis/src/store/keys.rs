@@ -26,6 +26,7 @@ impl Purpose {
 pub struct EmailKey {
     pub email_key: String,
     pub user_id: Option<String>,
+    pub email: String,
     pub purpose: String,
     pub code_hash: String,
     pub attempts: i64,
@@ -35,6 +36,7 @@ pub struct EmailKey {
     pub used_at: Option<Timestamp>,
     /// JSON of the device fields given at login step 1.
     pub device: Option<String>,
+    pub password_hash: Option<String>,
 }
 
 impl EmailKey {
@@ -45,30 +47,35 @@ impl EmailKey {
     }
 }
 
-const COLUMNS: &str =
-    "email_key, user_id, purpose, code_hash, attempts, resends, sent_at, expires_at, used_at, device";
+const COLUMNS: &str = "email_key, user_id, email, purpose, code_hash, attempts, resends, sent_at, \
+                       expires_at, used_at, device, password_hash";
 
 pub struct NewKey<'a> {
     pub email_key: &'a str,
     pub user_id: Option<&'a str>,
+    pub email: &'a str,
     pub purpose: Purpose,
     pub code_hash: &'a str,
     pub expires_at: Timestamp,
     pub device: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
 }
 
 pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO email_keys (email_key, user_id, purpose, code_hash, sent_at, expires_at, device, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $5)",
+        "INSERT INTO email_keys (email_key, user_id, email, purpose, code_hash, sent_at, expires_at, device,
+             password_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6)",
     )
     .bind(key.email_key)
     .bind(key.user_id)
+    .bind(key.email)
     .bind(key.purpose.as_str())
     .bind(key.code_hash)
     .bind(now)
     .bind(key.expires_at)
     .bind(key.device)
+    .bind(key.password_hash)
     .execute(conn)
     .await?;
     Ok(())
@@ -97,6 +104,22 @@ pub async fn retire_beyond(
     .bind(newest)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Retires every unused key of the account issued for `purpose`.
+pub async fn retire_purpose(
+    conn: &mut Conn,
+    user_id: &str,
+    purpose: Purpose,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE email_keys SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .bind(now)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

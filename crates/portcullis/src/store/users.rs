@@ -89,29 +89,6 @@ pub async fn list(conn: &mut Conn) -> sqlx::Result<Vec<User>> {
     .await
 }
 
-/// Replaces the details of an account nobody has verified yet (a repeated registration).
-pub async fn replace_unverified(
-    conn: &mut Conn,
-    id: &str,
-    username: Option<&str>,
-    name: Option<&str>,
-    password_hash: &str,
-    now: Timestamp,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE users SET username = $2, name = $3, password_hash = $4, updated_at = $5
-         WHERE id = $1 AND verified = 0",
-    )
-    .bind(id)
-    .bind(username)
-    .bind(name)
-    .bind(password_hash)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 pub async fn mark_verified(conn: &mut Conn, id: &str, now: Timestamp) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET verified = 1, updated_at = $2 WHERE id = $1")
         .bind(id)

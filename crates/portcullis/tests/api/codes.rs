@@ -17,6 +17,7 @@ both!(
     resend_has_a_cooldown_and_a_cap,
     only_three_keys_per_account_stay_live,
     registering_a_taken_address_answers_alike_and_warns_the_owner,
+    re_registering_an_unverified_address_cannot_plant_a_password,
 );
 
 async fn verify(
@@ -315,4 +316,39 @@ async fn registering_a_taken_address_answers_alike_and_warns_the_owner(backend: 
         .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
     assert!(body["error"]["details"]["username"].is_string());
+}
+
+async fn re_registering_an_unverified_address_cannot_plant_a_password(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner_key = app.register("victim@example.com").await;
+    let owner_code = app.code_for("victim@example.com").await;
+    // Someone else registers the same address with their own password; the code goes to the owner.
+    let (status, planted) = app
+        .post(
+            "/v1/auth/register",
+            json!({ "email": "victim@example.com", "password": "attacker password 1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{planted}");
+    let planted_code = app.code_for("victim@example.com").await;
+
+    // The owner verifies their own key: their password holds, the other does not.
+    let (status, body) = verify(&app, &owner_key, json!(owner_code)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post(
+            "/v1/auth/login",
+            json!({ "email_or_username": "victim@example.com", "password": "attacker password 1" }),
+        )
+        .await;
+    assert_error(status, &body, 401, "INVALID_CREDENTIALS");
+    app.login("victim@example.com", json!({})).await;
+    // The second key's code would have set the second password, but that key is now spent.
+    let (status, body) = verify(
+        &app,
+        planted["email_key"].as_str().unwrap(),
+        json!(planted_code),
+    )
+    .await;
+    assert_ne!(status, StatusCode::OK, "{body}");
 }
