@@ -163,6 +163,9 @@ pub async fn revoke_session(
     Bearer(caller): Bearer,
     Path(device_id): Path<String>,
 ) -> Result<Json<MessageResponse>, ApiError> {
+    if device_id.contains('\0') {
+        return Err(ApiError::NotFound);
+    }
     auth::revoke_device(&s, &caller, &device_id).await?;
     Ok(Json(MessageResponse::new("Session revoked.")))
 }

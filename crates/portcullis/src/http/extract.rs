@@ -61,6 +61,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// The first field whose text (or key) contains a NUL character.
+fn field_with_nul(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some("body".into()),
+        Value::Array(items) => items.iter().find_map(field_with_nul),
+        Value::Object(map) => map.iter().find_map(|(key, value)| {
+            if key.contains('\0') {
+                return Some("body".into());
+            }
+            field_with_nul(value).map(|inner| if inner == "body" { key.clone() } else { inner })
+        }),
+        _ => None,
+    }
+}
+
 /// Names the field a deserialisation error is about.
 fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let inner = e.inner().to_string();

@@ -41,32 +41,32 @@ impl Transport {
     }
 
     pub async fn send(&self, from: &str, to: &str, message: &Rendered) -> anyhow::Result<()> {
-        if let Transport::Console = self {
+        match self {
             // Development only (production refuses it): the code is meant to be read here.
-            println!(
+            Transport::Console => println!(
                 "----- email to {to} -----\nSubject: {}\n\n{}\n-----",
                 message.subject,
                 message.text.trim_end()
-            );
-            return Ok(());
-        }
-        let email = Message::builder()
-            .from(from.parse::<Mailbox>()?)
-            .to(to.parse::<Mailbox>()?)
-            .subject(&message.subject)
-            .multipart(MultiPart::alternative_plain_html(
-                message.text.clone(),
-                message.html.clone(),
-            ))?;
-        match self {
-            Transport::Console => {}
+            ),
             Transport::File(file) => {
-                file.send(email).await?;
+                file.send(build(from, to, message)?).await?;
             }
             Transport::Smtp(smtp) => {
-                smtp.send(email).await?;
+                smtp.send(build(from, to, message)?).await?;
             }
         }
         Ok(())
     }
+}
+
+/// A multipart message with the text and HTML parts.
+fn build(from: &str, to: &str, message: &Rendered) -> anyhow::Result<Message> {
+    Ok(Message::builder()
+        .from(from.parse::<Mailbox>()?)
+        .to(to.parse::<Mailbox>()?)
+        .subject(&message.subject)
+        .multipart(MultiPart::alternative_plain_html(
+            message.text.clone(),
+            message.html.clone(),
+        ))?)
 }

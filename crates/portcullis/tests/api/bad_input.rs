@@ -204,6 +204,16 @@ async fn wrong_methods_and_paths(backend: Backend) {
     )
     .await;
     assert_error(status, &body, 405, "METHOD_NOT_ALLOWED");
+    let tokens = app.signup("paths@example.com").await;
+    let response = app
+        .http
+        .delete(app.url("/v1/auth/sessions/a%00b"))
+        .bearer_auth(tokens["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 404, "NOT_FOUND");
     let (status, body) = app.get("/v1/nothing").await;
     assert_error(status, &body, 404, "NOT_FOUND");
     for header in [

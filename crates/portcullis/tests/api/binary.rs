@@ -151,31 +151,33 @@ fn user_commands_print_json_for_scripts() {
 #[test]
 fn production_mode_refuses_unsafe_configuration() {
     let dir = tempfile::tempdir().unwrap();
-    let out = portcullis(dir.path())
-        .args(["config", "check"])
-        .env("PORTCULLIS_MODE", "production")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("console mail transport"));
-
-    let out = portcullis(dir.path())
-        .args(["config", "check"])
-        .env("PORTCULLIS_MODE", "production")
-        .env("PORTCULLIS_MAIL_TRANSPORT", "file")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("PORTCULLIS_MASTER_KEY"));
-
-    let out = portcullis(dir.path())
-        .args(["config", "check"])
-        .env("PORTCULLIS_ACCESS_TTL", "soon")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("PORTCULLIS_ACCESS_TTL"));
-
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("PORTCULLIS_MODE", "production")],
+            "console mail transport",
+        ),
+        (
+            &[
+                ("PORTCULLIS_MODE", "production"),
+                ("PORTCULLIS_MAIL_TRANSPORT", "file"),
+            ],
+            "PORTCULLIS_MASTER_KEY",
+        ),
+        (
+            &[("PORTCULLIS_ACCESS_TTL", "soon")],
+            "PORTCULLIS_ACCESS_TTL",
+        ),
+    ];
+    for (env, complaint) in cases {
+        let out = portcullis(dir.path())
+            .args(["config", "check"])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{env:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(complaint), "{env:?}: {stderr}");
+    }
     let out = portcullis(dir.path())
         .args(["config", "check"])
         .output()
