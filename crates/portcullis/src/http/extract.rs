@@ -55,6 +55,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "The request body must be a JSON object".into(),
             ));
         }
+        // No text the server stores or looks up may hold NUL (PostgreSQL refuses it).
+        if let Some(field) = field_with_nul(&value) {
+            return Err(ApiError::field(&field, "Must not contain NUL characters"));
+        }
         serde_path_to_error::deserialize(value)
             .map(ApiJson)
             .map_err(|e| field_error(&e))

@@ -168,6 +168,16 @@ async fn wrong_fields_name_the_field(backend: Backend) {
             json!({ "current_password": PASSWORD }),
             "new_password",
         ),
+        (
+            "/v1/auth/verify",
+            json!({ "email_key": "k\u{0}", "verification_code": 1 }),
+            "email_key",
+        ),
+        (
+            "/v1/auth/login",
+            json!({ "email_or_username": "x", "password": "y", "device_info": { "device": "\u{0}" } }),
+            "device",
+        ),
     ];
     for (path, body, field) in cases {
         let (status, response) = app.post_auth(path, token, body.clone()).await;
