@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use portcullis_proto::CodeInput;
+
 use crate::error::ApiError;
 use crate::store::sessions::Device;
 
@@ -67,14 +69,6 @@ impl LoginName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// An emailed code as the client sent it: a number or a string of digits.
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum CodeInput {
-    Number(u64),
-    Text(String),
 }
 
 /// A code normalised to exactly `digits` digits (`42` → `0042`).

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use portcullis_proto::{ErrorBody, ErrorEnvelope};
 use serde_json::{json, Value};
 
 tokio::task_local! {
@@ -239,30 +239,6 @@ fn name_and_type(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
-/// The documented error body, for OpenAPI.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorEnvelope {
-    /// Always `false`.
-    pub success: bool,
-    pub error: ErrorBody,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `INVALID_CREDENTIALS`.
-    pub code: &'static str,
-    pub name: &'static str,
-    pub message: String,
-    pub system_message: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub status: u16,
-    pub trace_id: String,
-    pub timestamp: String,
-    #[schema(value_type = Object)]
-    pub details: Value,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
@@ -273,11 +249,11 @@ impl IntoResponse for ApiError {
         let body = ErrorEnvelope {
             success: false,
             error: ErrorBody {
-                code,
-                name,
+                code: code.into(),
+                name: name.into(),
                 message,
                 system_message: self.system_message(),
-                kind,
+                kind: kind.into(),
                 status: status.as_u16(),
                 trace_id: trace_id(),
                 timestamp: crate::clock::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),

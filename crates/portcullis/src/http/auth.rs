@@ -5,10 +5,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::extract::{ApiJson, AppState, Bearer, ClientMeta};
-use super::proto::*;
+use super::responses;
 use crate::auth::{self, LoginOutcome};
 use crate::domain::{check_device, Code, Email, LoginName, Username};
-use crate::error::{ApiError, ErrorEnvelope};
+use crate::error::ApiError;
+use portcullis_proto::*;
 
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 200, body = StepOneResponse), (status = 422, body = ErrorEnvelope)))]
@@ -33,7 +34,7 @@ pub async fn register(
         name,
     };
     let step = auth::register(&s, input).await?;
-    Ok(Json(StepOneResponse::new(
+    Ok(Json(responses::step_one(
         step,
         "Account created. Please check your email for the verification code.",
     )))
@@ -47,7 +48,7 @@ pub async fn login(
     ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let device = req.device.into_device();
+    let device = responses::device(req.device);
     check_device(&device)?;
     let input = auth::Login {
         login: LoginName::parse(&req.email_or_username)?,
@@ -55,12 +56,12 @@ pub async fn login(
         device,
     };
     Ok(match auth::login(&s, input, &client).await? {
-        LoginOutcome::Code(step) => Json(StepOneResponse::new(
+        LoginOutcome::Code(step) => Json(responses::step_one(
             step,
             "Login credentials verified. Please check your email for verification code.",
         ))
         .into_response(),
-        LoginOutcome::Tokens(grant) => Json(TokenResponse::from(*grant)).into_response(),
+        LoginOutcome::Tokens(grant) => Json(responses::tokens(*grant)).into_response(),
     })
 }
 
@@ -76,10 +77,10 @@ pub async fn verify(
         &req.verification_code,
         s.config.code_digits,
     )?;
-    let device = req.device.into_device();
+    let device = responses::device(req.device);
     check_device(&device)?;
     let grant = auth::verify(&s, &req.email_key, &code, req.is_register, device, &client).await?;
-    Ok(Json(grant.into()))
+    Ok(Json(responses::tokens(grant)))
 }
 
 #[utoipa::path(post, path = "/v1/auth/resend-email", tag = "auth", request_body = EmailKeyRequest,
@@ -89,7 +90,7 @@ pub async fn resend_email(
     ApiJson(req): ApiJson<EmailKeyRequest>,
 ) -> Result<Json<StepOneResponse>, ApiError> {
     let step = auth::resend(&s, &req.email_key).await?;
-    Ok(Json(StepOneResponse::new(
+    Ok(Json(responses::step_one(
         step,
         "A new verification code has been sent.",
     )))
@@ -104,7 +105,7 @@ pub async fn refresh(
 ) -> Result<Json<TokenResponse>, ApiError> {
     use secrecy::ExposeSecret;
     let grant = auth::refresh(&s, req.refresh_token.expose_secret(), &client).await?;
-    Ok(Json(grant.into()))
+    Ok(Json(responses::tokens(grant)))
 }
 
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
@@ -114,7 +115,7 @@ pub async fn logout(
     Bearer(caller): Bearer,
 ) -> Result<Json<MessageResponse>, ApiError> {
     auth::logout(&s, &caller).await?;
-    Ok(Json(MessageResponse::new("Logged out.")))
+    Ok(Json(responses::message("Logged out.")))
 }
 
 #[utoipa::path(post, path = "/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
@@ -124,7 +125,7 @@ pub async fn logout_all(
     Bearer(caller): Bearer,
 ) -> Result<Json<MessageResponse>, ApiError> {
     let revoked = auth::logout_all(&s, &caller).await?;
-    Ok(Json(MessageResponse::new(format!(
+    Ok(Json(responses::message(format!(
         "Logged out of {revoked} session(s)."
     ))))
 }
@@ -135,7 +136,7 @@ pub async fn me(
     State(s): State<AppState>,
     Bearer(caller): Bearer,
 ) -> Result<Json<UserBody>, ApiError> {
-    Ok(Json(auth::me(&s, &caller).await?.into()))
+    Ok(Json(responses::user(auth::me(&s, &caller).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
@@ -147,7 +148,7 @@ pub async fn sessions(
     let sessions = auth::list_sessions(&s, &caller).await?;
     let sessions = sessions
         .into_iter()
-        .map(|x| SessionBody::new(x, &caller.session_id))
+        .map(|x| responses::session(x, &caller.session_id))
         .collect();
     Ok(Json(SessionsResponse {
         success: true,
@@ -167,7 +168,7 @@ pub async fn revoke_session(
         return Err(ApiError::NotFound);
     }
     auth::revoke_device(&s, &caller, &device_id).await?;
-    Ok(Json(MessageResponse::new("Session revoked.")))
+    Ok(Json(responses::message("Session revoked.")))
 }
 
 #[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "auth", request_body = ForgotPasswordRequest,
@@ -177,7 +178,7 @@ pub async fn forgot_password(
     ApiJson(req): ApiJson<ForgotPasswordRequest>,
 ) -> Result<Json<StepOneResponse>, ApiError> {
     let step = auth::forgot_password(&s, &Email::parse("email", &req.email)?).await?;
-    Ok(Json(StepOneResponse::new(
+    Ok(Json(responses::step_one(
         step,
         "If an account exists for this address, a code has been sent to it.",
     )))
@@ -195,7 +196,7 @@ pub async fn reset_password(
         s.config.code_digits,
     )?;
     auth::reset_password(&s, &req.email_key, &code, &req.new_password).await?;
-    Ok(Json(MessageResponse::new(
+    Ok(Json(responses::message(
         "Password changed. Every session has been signed out.",
     )))
 }
@@ -208,7 +209,7 @@ pub async fn change_password(
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
     auth::change_password(&s, &caller, &req.current_password, &req.new_password).await?;
-    Ok(Json(MessageResponse::new(
+    Ok(Json(responses::message(
         "Password changed. Your other sessions have been signed out.",
     )))
 }

@@ -3,7 +3,7 @@
 mod auth;
 pub mod extract;
 mod ops;
-pub mod proto;
+mod responses;
 
 use std::time::Instant;
 

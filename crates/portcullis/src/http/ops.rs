@@ -20,7 +20,7 @@ use crate::error::ApiError;
         super::auth::reset_password, super::auth::change_password,
         jwks, healthz, readyz, openapi,
     ),
-    components(schemas(super::proto::TokenResponse, super::proto::DeviceInfo)),
+    components(schemas(portcullis_proto::TokenResponse, portcullis_proto::DeviceInfo)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -57,7 +57,7 @@ pub async fn healthz() -> Json<Value> {
 
 /// The database is reachable and migrated.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, description = "Ready"), (status = 503, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, description = "Ready"), (status = 503, body = portcullis_proto::ErrorEnvelope)))]
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     if s.db.ready().await {
         Ok((StatusCode::OK, Json(json!({ "status": "ready" }))))

@@ -1,14 +1,11 @@
-//! Request and response bodies of the API, with every documented spelling.
+//! The Portcullis API's request and response bodies and its error envelope,
+//! shared by the server and its clients. Requests accept every documented
+//! spelling of their fields.
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
-
-use crate::auth::{Grant, StepOne};
-use crate::clock::rfc3339;
-use crate::domain::CodeInput;
-use crate::store::sessions::{Device, Session};
-use crate::store::users::User;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,23 +41,6 @@ pub struct DeviceFields {
     pub platform: Option<String>,
     pub device_name: Option<String>,
     pub fcm_token: Option<String>,
-}
-
-impl DeviceFields {
-    /// One device, the object's fields first, then the top-level ones.
-    pub fn into_device(self) -> Device {
-        let info = self.device_info.unwrap_or_default();
-        Device {
-            device_id: info.device_id.or(self.device_id),
-            device_name: info.device.or(self.device_name),
-            platform: info.platform.or(self.platform),
-            operating_system: info.operating_system,
-            location: info.location,
-            latitude: info.latitude,
-            longitude: info.longitude,
-            fcm_token: self.fcm_token,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -125,7 +105,7 @@ pub struct ChangePasswordRequest {
 }
 
 /// The documented step-1 body: a code was emailed.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StepOneResponse {
     pub success: bool,
     pub message: String,
@@ -135,24 +115,10 @@ pub struct StepOneResponse {
     pub is_register: bool,
     pub requires_verification: bool,
     /// Always `email_verification`.
-    pub next_step: &'static str,
+    pub next_step: String,
 }
 
-impl StepOneResponse {
-    pub fn new(step: StepOne, message: &str) -> Self {
-        Self {
-            success: true,
-            message: message.to_owned(),
-            email_key: step.email_key,
-            email: step.email,
-            is_register: step.is_register,
-            requires_verification: true,
-            next_step: "email_verification",
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserBody {
     /// `usr_` and 32 hex digits.
     pub id: String,
@@ -164,29 +130,15 @@ pub struct UserBody {
     pub totp_enabled: bool,
 }
 
-impl From<User> for UserBody {
-    fn from(u: User) -> Self {
-        Self {
-            verified: u.is_verified(),
-            totp_enabled: u.totp_enabled != 0,
-            created_at: rfc3339(u.created_at),
-            id: u.id,
-            email: u.email,
-            username: u.username,
-            name: u.name,
-        }
-    }
-}
-
 /// Tokens for a device session; `token` and `refreshToken` repeat the two
 /// tokens under the names the documented client reads.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub success: bool,
     pub access_token: String,
     pub refresh_token: String,
     /// Always `bearer`.
-    pub token_type: &'static str,
+    pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
     /// Seconds until the refresh token expires.
@@ -199,40 +151,13 @@ pub struct TokenResponse {
     pub refresh_token_alias: String,
 }
 
-impl From<Grant> for TokenResponse {
-    fn from(g: Grant) -> Self {
-        Self {
-            success: true,
-            token: g.access_token.clone(),
-            refresh_token_alias: g.refresh_token.clone(),
-            access_token: g.access_token,
-            refresh_token: g.refresh_token,
-            token_type: "bearer",
-            expires_in: g.expires_in,
-            refresh_expires_in: g.refresh_expires_in,
-            device_id: g.device_id,
-            user: g.user.into(),
-            requires_2fa: false,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MessageResponse {
     pub success: bool,
     pub message: String,
 }
 
-impl MessageResponse {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            success: true,
-            message: message.into(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SessionBody {
     pub device_id: String,
     pub device_name: Option<String>,
@@ -250,28 +175,41 @@ pub struct SessionBody {
     pub current: bool,
 }
 
-impl SessionBody {
-    pub fn new(s: Session, current_session: &str) -> Self {
-        Self {
-            current: s.id == current_session,
-            created_at: rfc3339(s.created_at),
-            last_seen_at: rfc3339(s.last_seen_at),
-            expires_at: rfc3339(s.expires_at),
-            device_id: s.device_id,
-            device_name: s.device_name,
-            platform: s.platform,
-            operating_system: s.operating_system,
-            location: s.location,
-            latitude: s.latitude,
-            longitude: s.longitude,
-            ip: s.ip,
-            user_agent: s.user_agent,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SessionsResponse {
     pub success: bool,
     pub sessions: Vec<SessionBody>,
+}
+
+/// An emailed code as the client sent it: a number or a string of digits.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum CodeInput {
+    Number(u64),
+    Text(String),
+}
+
+/// Every error: `{"success": false, "error": {...}}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always `false`.
+    pub success: bool,
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `INVALID_CREDENTIALS`.
+    pub code: String,
+    pub name: String,
+    pub message: String,
+    pub system_message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: u16,
+    /// Also sent as `X-Request-Id` and written to the server's log line.
+    pub trace_id: String,
+    pub timestamp: String,
+    #[schema(value_type = Object)]
+    pub details: Value,
 }

@@ -1,0 +1,93 @@
+//! The API's response bodies, built from what the flows return.
+
+use portcullis_proto::{
+    DeviceFields, MessageResponse, SessionBody, StepOneResponse, TokenResponse, UserBody,
+};
+
+use crate::auth::{Grant, StepOne};
+use crate::clock::rfc3339;
+use crate::store::sessions::{Device, Session};
+use crate::store::users::User;
+
+/// One device from the fields in any documented spelling: the
+/// `device_info` object's first, then the top-level ones.
+pub fn device(fields: DeviceFields) -> Device {
+    let info = fields.device_info.unwrap_or_default();
+    Device {
+        device_id: info.device_id.or(fields.device_id),
+        device_name: info.device.or(fields.device_name),
+        platform: info.platform.or(fields.platform),
+        operating_system: info.operating_system,
+        location: info.location,
+        latitude: info.latitude,
+        longitude: info.longitude,
+        fcm_token: fields.fcm_token,
+    }
+}
+
+pub fn step_one(step: StepOne, message: &str) -> StepOneResponse {
+    StepOneResponse {
+        success: true,
+        message: message.to_owned(),
+        email_key: step.email_key,
+        email: step.email,
+        is_register: step.is_register,
+        requires_verification: true,
+        next_step: "email_verification".into(),
+    }
+}
+
+pub fn user(u: User) -> UserBody {
+    UserBody {
+        verified: u.is_verified(),
+        totp_enabled: u.totp_enabled != 0,
+        created_at: rfc3339(u.created_at),
+        id: u.id,
+        email: u.email,
+        username: u.username,
+        name: u.name,
+    }
+}
+
+/// The token body, with `token` and `refreshToken` repeating the two tokens
+/// under the names the documented client reads.
+pub fn tokens(g: Grant) -> TokenResponse {
+    TokenResponse {
+        success: true,
+        token: g.access_token.clone(),
+        refresh_token_alias: g.refresh_token.clone(),
+        access_token: g.access_token,
+        refresh_token: g.refresh_token,
+        token_type: "bearer".into(),
+        expires_in: g.expires_in,
+        refresh_expires_in: g.refresh_expires_in,
+        device_id: g.device_id,
+        user: user(g.user),
+        requires_2fa: false,
+    }
+}
+
+pub fn message(text: impl Into<String>) -> MessageResponse {
+    MessageResponse {
+        success: true,
+        message: text.into(),
+    }
+}
+
+pub fn session(s: Session, current_session: &str) -> SessionBody {
+    SessionBody {
+        current: s.id == current_session,
+        created_at: rfc3339(s.created_at),
+        last_seen_at: rfc3339(s.last_seen_at),
+        expires_at: rfc3339(s.expires_at),
+        device_id: s.device_id,
+        device_name: s.device_name,
+        platform: s.platform,
+        operating_system: s.operating_system,
+        location: s.location,
+        latitude: s.latitude,
+        longitude: s.longitude,
+        ip: s.ip,
+        user_agent: s.user_agent,
+    }
+}
