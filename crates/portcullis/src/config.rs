@@ -196,7 +196,8 @@ impl Settings {
         self
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    /// A setting as text: the value given, else its default.
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .get(key)
             .map(String::as_str)

@@ -83,15 +83,18 @@ impl Db {
         }
     }
 
-    /// Reachable, and every embedded migration applied.
+    /// Reachable within a second, and every embedded migration applied.
     pub async fn ready(&self) -> bool {
         let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Result<Option<i64>, _> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
-                .bind(true)
-                .fetch_one(&self.pool)
-                .await;
-        matches!(applied, Ok(Some(v)) if v >= latest)
+        let applied = sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1",
+        )
+        .bind(true)
+        .fetch_one(&self.pool);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), applied).await,
+            Ok(Ok(Some(v))) if v >= latest
+        )
     }
 
     pub fn pool(&self) -> &AnyPool {

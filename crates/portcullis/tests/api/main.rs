@@ -12,6 +12,7 @@ mod clients;
 mod codes;
 mod flow;
 mod operations;
+mod outage;
 mod password;
 mod refresh;
 mod sessions;
