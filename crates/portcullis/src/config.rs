@@ -402,7 +402,27 @@ fn parse_positive(s: &str) -> Result<i64, String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn durations_round_trip(n in 0u64..100_000, unit in prop::sample::select(vec![("s", 1u64), ("m", 60), ("h", 3600), ("d", 86_400)])) {
+            let parsed = parse_duration(&format!("{n}{}", unit.0));
+            let secs = n * unit.1;
+            if secs <= 10 * 365 * 86_400 {
+                prop_assert_eq!(parsed, Ok(Duration::from_secs(secs)));
+            } else {
+                prop_assert!(parsed.is_err());
+            }
+        }
+
+        #[test]
+        fn durations_never_panic(text in ".{0,40}") {
+            let _ = parse_duration(&text);
+        }
+    }
 
     #[test]
     fn defaults_build_a_development_config() {

@@ -156,7 +156,34 @@ pub fn check_device(device: &Device) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn every_code_parses_the_same_as_number_and_padded_text(digits in 4u32..=8, seed in any::<u64>()) {
+            let n = seed % 10u64.pow(digits);
+            let text = format!("{n:0width$}", width = digits as usize);
+            let from_number = Code::parse("c", &CodeInput::Number(n), digits).unwrap();
+            let from_text = Code::parse("c", &CodeInput::Text(text.clone()), digits).unwrap();
+            prop_assert_eq!(from_number.as_str(), text.as_str());
+            prop_assert_eq!(from_text, from_number);
+        }
+
+        #[test]
+        fn text_with_anything_but_digits_is_refused(text in ".*[^0-9 ].*") {
+            prop_assert!(Code::parse("c", &CodeInput::Text(text), 8).is_err());
+        }
+
+        #[test]
+        fn emails_never_panic_and_come_out_lowercase(raw in ".{0,300}") {
+            if let Ok(email) = Email::parse("email", &raw) {
+                prop_assert_eq!(email.as_str(), email.as_str().to_lowercase());
+                prop_assert!(email.as_str().contains('@'));
+            }
+        }
+    }
 
     #[test]
     fn codes_are_zero_padded_from_numbers_and_strings() {

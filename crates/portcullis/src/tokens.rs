@@ -61,13 +61,24 @@ impl Tokens {
             tracing::info!("generated the first token signing key");
             keys = signing_keys::active(&mut conn).await?;
         }
+        Self::from_keys(&keys, secrets, issuer, audience, access_ttl)
+    }
+
+    /// Signs with the first key; verifies with any of them.
+    fn from_keys(
+        keys: &[signing_keys::SigningKey],
+        secrets: &Secrets,
+        issuer: &str,
+        audience: &str,
+        access_ttl: i64,
+    ) -> anyhow::Result<Self> {
         let newest = keys.first().context("no signing key")?;
         let pkcs8 = secrets.decrypt(&newest.private_key).context(
             "cannot decrypt the signing key: is this the master key it was created with?",
         )?;
         let mut verifying = HashMap::new();
         let mut jwks = Vec::new();
-        for key in &keys {
+        for key in keys {
             let public = URL_SAFE_NO_PAD
                 .decode(&key.public_key)
                 .context("malformed public key")?;
@@ -166,4 +177,69 @@ fn generate(secrets: &Secrets, now: Timestamp) -> anyhow::Result<signing_keys::S
         public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
         created_at: now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn tokens(secrets: &Secrets) -> Tokens {
+        let key = generate(secrets, 1_000).unwrap();
+        Tokens::from_keys(&[key], secrets, "https://iss", "https://aud", 3600).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_until_they_expire() {
+        let secrets = Secrets::from_key([5; 32]);
+        let tokens = tokens(&secrets);
+        let token = tokens.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+        let claims = tokens.verify(&token, 1_000).unwrap();
+        assert_eq!(
+            (claims.sub.as_str(), claims.sid.as_str()),
+            ("usr_1", "ses_1")
+        );
+        assert!(matches!(
+            tokens.verify(&token, 4_600),
+            Err(ApiError::TokenExpired)
+        ));
+    }
+
+    #[test]
+    fn tokens_of_another_issuer_audience_or_key_are_refused() {
+        let secrets = Secrets::from_key([5; 32]);
+        let ours = tokens(&secrets);
+        let key = generate(&secrets, 1_000).unwrap();
+        let other_aud =
+            Tokens::from_keys(&[key], &secrets, "https://iss", "https://other", 3600).unwrap();
+        let token = other_aud.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+        assert!(ours.verify(&token, 1_000).is_err(), "unknown kid");
+        let theirs = tokens(&secrets);
+        let token = theirs.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+        assert!(ours.verify(&token, 1_000).is_err(), "another key");
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_verifies_and_never_panics(input in ".{0,400}") {
+            let secrets = Secrets::from_key([5; 32]);
+            prop_assert!(tokens(&secrets).verify(&input, 1_000).is_err());
+        }
+
+        #[test]
+        fn any_changed_character_breaks_the_token(at in any::<prop::sample::Index>(), c in "[A-Za-z0-9_.-]") {
+            let secrets = Secrets::from_key([5; 32]);
+            let tokens = tokens(&secrets);
+            let token = tokens.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+            let i = at.index(token.len());
+            let mut changed = token.clone();
+            changed.replace_range(i..=i, &c);
+            prop_assume!(changed != token);
+            // Base64url's last character may carry unused bits: the same bytes, the same signature.
+            if let Ok(claims) = tokens.verify(&changed, 1_000) {
+                prop_assert_eq!(claims.sub, "usr_1");
+            }
+        }
+    }
 }
