@@ -7,7 +7,7 @@ mod responses;
 
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -49,14 +49,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
         .with_state(state)
 }
 
 /// Gives every request a trace id (in errors, in `X-Request-Id` and in its
 /// log line) and logs one line per request.
-async fn request_context(req: Request, next: Next) -> Response {
-    let trace_id = format!("req_{}", crate::crypto::hex(&rand_bytes()));
+async fn request_context(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let trace_id = format!("req_{}", crate::crypto::hex(&s.secrets.random::<12>()));
     let span = tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path());
     let started = Instant::now();
     let mut response = TRACE_ID
@@ -73,19 +76,4 @@ async fn request_context(req: Request, next: Next) -> Response {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     response
-}
-
-/// Trace ids need to be unique, not secret: a cheap source will do.
-fn rand_bytes() -> [u8; 12] {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0) as u64;
-    let mut out = [0u8; 12];
-    out[..8].copy_from_slice(&(t ^ n.rotate_left(32)).to_be_bytes());
-    out[8..].copy_from_slice(&(n as u32).to_be_bytes());
-    out
 }
