@@ -80,14 +80,26 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The database is unreachable: fail closed and say so.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(error = %e, "database unavailable");
-                ApiError::Unavailable("database")
-            }
-            e => ApiError::Internal(e.into()),
+        if database_unavailable(&e) {
+            // Fail closed and say so; the client may retry shortly.
+            tracing::error!(error = %e, "database unavailable");
+            return ApiError::Unavailable("database");
         }
+        ApiError::Internal(e.into())
+    }
+}
+
+/// Errors that mean "try again later" rather than a bug: the database is
+/// unreachable, shutting down, or (SQLite) still locked after the busy timeout.
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite SQLITE_BUSY (5) and its extended codes; PostgreSQL classes 08 and 57.
+            code == "5" || code == "517" || code.starts_with("08") || code.starts_with("57")
+        }
+        _ => false,
     }
 }
 
