@@ -5,6 +5,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde::Serialize;
 
+use crate::audit::{self, Event, Kind};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::Secrets;
@@ -102,6 +103,12 @@ impl Admin {
         if disabled {
             sessions::revoke_all(&mut tx, &id, None, "account disabled", now).await?;
         }
+        let kind = if disabled {
+            Kind::AccountDisabled
+        } else {
+            Kind::AccountEnabled
+        };
+        audit::record(&mut tx, Event::new(kind).user(&id).detail("cli"), now).await?;
         tx.commit().await?;
         Ok(id)
     }

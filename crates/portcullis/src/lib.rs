@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod app;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -85,3 +85,15 @@ CREATE TABLE outbox (
     last_error      TEXT
 );
 CREATE INDEX outbox_due ON outbox (sent_at, next_attempt_at);
+
+-- Security events (SPEC §6): written beside the change they record.
+CREATE TABLE audit_log (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    event      TEXT NOT NULL,
+    user_id    TEXT,
+    session_id TEXT,
+    ip         TEXT,
+    detail     TEXT
+);
+CREATE INDEX audit_log_by_user ON audit_log (user_id, at);

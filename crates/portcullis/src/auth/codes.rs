@@ -4,6 +4,7 @@ use secrecy::SecretString;
 use tracing::instrument;
 
 use super::sessions::{start_session, Client, Grant};
+use crate::audit::{self, Event, Kind};
 use crate::crypto::{ct_eq, hex};
 use crate::domain::{Code, Email, Username};
 use crate::error::ApiError;
@@ -34,7 +35,7 @@ pub struct Register {
 /// set only if that key's code is verified. An address with a verified account
 /// gets the same answer, a key no code will ever match, and a notice by email.
 #[instrument(skip_all, fields(email = %input.email.as_str()))]
-pub async fn register(s: &Services, input: Register) -> Result<StepOne, ApiError> {
+pub async fn register(s: &Services, input: Register, client: &Client) -> Result<StepOne, ApiError> {
     password::check_policy(&input.password, s.config.password_min_length)?;
     let hash = s.hasher.hash(&s.secrets, &input.password).await?;
     let now = s.now();
@@ -47,6 +48,10 @@ pub async fn register(s: &Services, input: Register) -> Result<StepOne, ApiError
             s.mailer
                 .enqueue(&mut tx, email, Template::AccountExists, None, 0, now)
                 .await?;
+            let event = Event::new(Kind::Registered)
+                .user(&user.id)
+                .ip(client.ip.as_deref());
+            audit::record(&mut tx, event.detail("address_taken"), now).await?;
             decoy_key(s, &mut tx, email, Purpose::Register, now).await?
         }
         existing => {
@@ -66,6 +71,10 @@ pub async fn register(s: &Services, input: Register) -> Result<StepOne, ApiError
                     id
                 }
             };
+            let event = Event::new(Kind::Registered)
+                .user(&user_id)
+                .ip(client.ip.as_deref());
+            audit::record(&mut tx, event, now).await?;
             let key = KeyFor {
                 user_id: &user_id,
                 email,
@@ -133,6 +142,10 @@ pub(super) async fn issue_key(
         password_hash: key.password_hash,
     };
     keys::insert(tx, &new, now).await?;
+    let sent = Event::new(Kind::CodeSent)
+        .user(key.user_id)
+        .detail(key.purpose.as_str());
+    audit::record(tx, sent, now).await?;
     keys::retire_beyond(
         tx,
         key.user_id,
@@ -223,7 +236,11 @@ async fn check_code(
         &s.secrets.code_hash(email_key, code.as_str()),
         &key.code_hash,
     ) {
-        tracing::info!(attempts = key.attempts, "wrong verification code");
+        let event = Event {
+            user_id: key.user_id.as_deref(),
+            ..Event::new(Kind::CodeFailed)
+        };
+        audit::record(tx, event.detail(&key.purpose), now).await?;
         return Err(ApiError::InvalidVerificationCode {
             attempts_remaining: max - key.attempts,
         });
@@ -294,8 +311,11 @@ pub async fn verify(
         .unwrap_or_default();
     let device = merge_device(device, earlier);
     let grant = start_session(s, &mut tx, user, device, client, now).await?;
+    let event = Event::new(Kind::LoginSucceeded)
+        .user(&grant.user.id)
+        .session(&grant.session_id);
+    audit::record(&mut tx, event.ip(client.ip.as_deref()).detail("code"), now).await?;
     tx.commit().await?;
-    tracing::info!(user_id = %grant.user.id, session = %grant.session_id, "login verified");
     Ok(grant)
 }
 
@@ -352,7 +372,9 @@ pub async fn resend(s: &Services, email_key: &str) -> Result<StepOne, ApiError> 
         });
     }
     // A decoy sends nothing; its answer is the same.
-    if key.user_id.is_some() {
+    if let Some(user_id) = &key.user_id {
+        let sent = Event::new(Kind::CodeSent).user(user_id).detail("resend");
+        audit::record(&mut tx, sent, now).await?;
         s.mailer
             .enqueue(
                 &mut tx,
@@ -408,6 +430,7 @@ pub async fn reset_password(
     email_key: &str,
     code: &Code,
     new_password: &SecretString,
+    client: &Client,
 ) -> Result<(), ApiError> {
     password::check_policy(new_password, s.config.password_min_length)?;
     let hash = s.hasher.hash(&s.secrets, new_password).await?;
@@ -425,7 +448,10 @@ pub async fn reset_password(
     // The code proves the address is theirs.
     users::mark_verified(&mut tx, &user_id, now).await?;
     session_store::revoke_all(&mut tx, &user_id, None, "password reset", now).await?;
+    let event = Event::new(Kind::PasswordReset)
+        .user(&user_id)
+        .ip(client.ip.as_deref());
+    audit::record(&mut tx, event, now).await?;
     tx.commit().await?;
-    tracing::info!(%user_id, "password reset; all sessions revoked");
     Ok(())
 }

@@ -4,6 +4,7 @@ use secrecy::SecretString;
 use tracing::instrument;
 
 use super::codes::{issue_key, KeyFor, StepOne};
+use crate::audit::{self, Event, Kind};
 use crate::config::LoginVerification;
 use crate::crypto::{new_refresh_token, token_hash};
 use crate::domain::LoginName;
@@ -61,17 +62,25 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
     // Unknown user, no password and wrong password all cost one hash and give one answer.
     let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let ok = s.hasher.verify(&input.password, stored).await?;
+    let now = s.now();
     let user = match user {
         Some(user) if ok => user,
-        _ => {
-            tracing::info!("login failed: invalid credentials");
+        user => {
+            let event = Event {
+                user_id: user.as_ref().map(|u| u.id.as_str()),
+                ..Event::new(Kind::LoginFailed)
+            };
+            let event = event.ip(client.ip.as_deref()).detail("invalid_credentials");
+            audit::record(&mut *s.db.pool().acquire().await?, event, now).await?;
             return Err(ApiError::InvalidCredentials);
         }
     };
     if user.is_disabled() {
+        let event = Event::new(Kind::LoginFailed).user(&user.id);
+        let event = event.ip(client.ip.as_deref()).detail("account_disabled");
+        audit::record(&mut *s.db.pool().acquire().await?, event, now).await?;
         return Err(ApiError::AccountDisabled);
     }
-    let now = s.now();
     let needs_code = !user.is_verified()
         || match s.config.login_verification {
             LoginVerification::Always => true,
@@ -104,7 +113,6 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
             password_hash: None,
         };
         let email_key = issue_key(s, &mut tx, &key, now).await?;
-        tracing::info!(user_id = %user.id, "login step 1 ok; code sent");
         LoginOutcome::Code(StepOne {
             email_key,
             email: user.email,
@@ -112,7 +120,15 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         })
     } else {
         let grant = start_session(s, &mut tx, user, input.device, client, now).await?;
-        tracing::info!(user_id = %grant.user.id, session = %grant.session_id, "login ok without code");
+        let event = Event::new(Kind::LoginSucceeded)
+            .user(&grant.user.id)
+            .session(&grant.session_id);
+        audit::record(
+            &mut tx,
+            event.ip(client.ip.as_deref()).detail("password"),
+            now,
+        )
+        .await?;
         LoginOutcome::Tokens(Box::new(grant))
     };
     tx.commit().await?;
@@ -219,8 +235,11 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
         if let Some(rotated_at) = rotated_at {
             if now - rotated_at > s.config.refresh_grace.as_secs() as i64 {
                 store::revoke(&mut tx, &stored.session_id, "refresh token reuse", now).await?;
+                let event = Event::new(Kind::RefreshReused)
+                    .user(&user.id)
+                    .session(&stored.session_id);
+                audit::record(&mut tx, event.ip(client.ip.as_deref()), now).await?;
                 tx.commit().await?;
-                tracing::warn!(user_id = %user.id, session = %stored.session_id, "refresh token reused; session revoked");
                 return Err(ApiError::RefreshTokenReused);
             }
         }
@@ -262,26 +281,29 @@ pub async fn me(s: &Services, caller: &Caller) -> Result<User, ApiError> {
 }
 
 pub async fn logout(s: &Services, caller: &Caller) -> Result<(), ApiError> {
-    store::revoke(
-        &mut *s.db.pool().acquire().await?,
-        &caller.session_id,
-        "logout",
-        s.now(),
-    )
-    .await?;
+    let now = s.now();
+    let mut tx = s.db.pool().begin().await?;
+    store::revoke(&mut tx, &caller.session_id, "logout", now).await?;
+    revoked(&mut tx, caller, "logout", now).await?;
+    tx.commit().await?;
     Ok(())
 }
 
+/// Ends every session of the caller's account; returns how many were live.
 pub async fn logout_all(s: &Services, caller: &Caller) -> Result<u64, ApiError> {
-    let revoked = store::revoke_all(
-        &mut *s.db.pool().acquire().await?,
-        &caller.user_id,
-        None,
-        "logout everywhere",
-        s.now(),
-    )
-    .await?;
-    Ok(revoked)
+    let now = s.now();
+    let mut tx = s.db.pool().begin().await?;
+    let count = store::revoke_all(&mut tx, &caller.user_id, None, "logout everywhere", now).await?;
+    revoked(&mut tx, caller, "logout_all", now).await?;
+    tx.commit().await?;
+    Ok(count)
+}
+
+async fn revoked(tx: &mut Conn, caller: &Caller, why: &str, now: i64) -> sqlx::Result<()> {
+    let event = Event::new(Kind::SessionRevoked)
+        .user(&caller.user_id)
+        .session(&caller.session_id);
+    audit::record(tx, event.detail(why), now).await
 }
 
 pub async fn list_sessions(s: &Services, caller: &Caller) -> Result<Vec<Session>, ApiError> {
@@ -289,17 +311,15 @@ pub async fn list_sessions(s: &Services, caller: &Caller) -> Result<Vec<Session>
 }
 
 pub async fn revoke_device(s: &Services, caller: &Caller, device_id: &str) -> Result<(), ApiError> {
-    let revoked = store::revoke_device(
-        &mut *s.db.pool().acquire().await?,
-        &caller.user_id,
-        device_id,
-        "revoked by user",
-        s.now(),
-    )
-    .await?;
-    if revoked == 0 {
+    let now = s.now();
+    let mut tx = s.db.pool().begin().await?;
+    let count =
+        store::revoke_device(&mut tx, &caller.user_id, device_id, "revoked by user", now).await?;
+    if count == 0 {
         return Err(ApiError::NotFound);
     }
+    revoked(&mut tx, caller, "revoked_device", now).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -332,6 +352,10 @@ pub async fn change_password(
         now,
     )
     .await?;
+    let event = Event::new(Kind::PasswordChanged)
+        .user(&user.id)
+        .session(&caller.session_id);
+    audit::record(&mut tx, event, now).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ use portcullis_proto::*;
     responses((status = 200, body = StepOneResponse), (status = 422, body = ErrorEnvelope)))]
 pub async fn register(
     State(s): State<AppState>,
+    ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Json<StepOneResponse>, ApiError> {
     let name = match req
@@ -33,7 +34,7 @@ pub async fn register(
         password: req.password,
         name,
     };
-    let step = auth::register(&s, input).await?;
+    let step = auth::register(&s, input, &client).await?;
     Ok(Json(responses::step_one(
         step,
         "Account created. Please check your email for the verification code.",
@@ -188,6 +189,7 @@ pub async fn forgot_password(
     responses((status = 200, body = MessageResponse), (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn reset_password(
     State(s): State<AppState>,
+    ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<ResetPasswordRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
     let code = Code::parse(
@@ -195,7 +197,7 @@ pub async fn reset_password(
         &req.verification_code,
         s.config.code_digits,
     )?;
-    auth::reset_password(&s, &req.email_key, &code, &req.new_password).await?;
+    auth::reset_password(&s, &req.email_key, &code, &req.new_password, &client).await?;
     Ok(Json(responses::message(
         "Password changed. Every session has been signed out.",
     )))

@@ -402,3 +402,18 @@ pub fn wait_for(
         }
     }
 }
+
+impl TestApp {
+    /// The audit log, oldest first: (event, user id, detail).
+    pub async fn audit_log(&self) -> Vec<(String, Option<String>, Option<String>)> {
+        let db = portcullis::store::Db::connect(self.settings.get("database_url").unwrap())
+            .await
+            .unwrap();
+        let rows = sqlx::query_as("SELECT event, user_id, detail FROM audit_log ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        db.close().await;
+        rows
+    }
+}

@@ -6,6 +6,7 @@
 mod helpers;
 mod smtp;
 
+mod audit;
 mod bad_input;
 mod binary;
 mod clients;

@@ -1,0 +1,100 @@
+//! Security events reach the audit log, and no secret does.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+both!(security_events_are_recorded);
+
+async fn security_events_are_recorded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tokens = app.signup("audit@example.com").await;
+    let user_id = tokens["user"]["id"].as_str().unwrap().to_owned();
+    app.post(
+        "/v1/auth/login",
+        json!({ "email_or_username": "audit@example.com", "password": "wrong password" }),
+    )
+    .await;
+    app.post(
+        "/v1/auth/login",
+        json!({ "email_or_username": "nobody@example.com", "password": "wrong password" }),
+    )
+    .await;
+    let key = app.login_key("audit@example.com", json!({})).await;
+    app.code_for("audit@example.com").await;
+    app.post(
+        "/v1/auth/verify",
+        json!({ "email_key": key, "verification_code": "not-it" }),
+    )
+    .await;
+    app.post(
+        "/v1/auth/verify",
+        json!({ "email_key": key, "verification_code": 10_000 }),
+    )
+    .await;
+    let (_, first) = app
+        .post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": tokens["refresh_token"] }),
+        )
+        .await;
+    app.clock.advance(31);
+    app.post(
+        "/v1/auth/refresh",
+        json!({ "refresh_token": tokens["refresh_token"] }),
+    )
+    .await;
+    assert!(first["refresh_token"].is_string());
+
+    let log = app.audit_log().await;
+    let has = |event: &str, detail: Option<&str>| {
+        log.iter()
+            .any(|(e, _, d)| e == event && (detail.is_none() || d.as_deref() == detail))
+    };
+    assert!(has("registered", None), "{log:?}");
+    assert!(has("code_sent", Some("register")), "{log:?}");
+    assert!(has("code_sent", Some("login")), "{log:?}");
+    assert!(has("login_succeeded", Some("code")), "{log:?}");
+    assert!(has("refresh_reused", None), "{log:?}");
+    let failures: Vec<_> = log.iter().filter(|(e, _, _)| e == "login_failed").collect();
+    assert_eq!(failures.len(), 2, "{log:?}");
+    assert_eq!(failures[0].1.as_deref(), Some(user_id.as_str()));
+    assert_eq!(failures[1].1, None, "an unknown account has no id");
+    // Neither the malformed nor the out-of-range code reached a key: no code_failed yet.
+    assert!(!has("code_failed", None), "{log:?}");
+    let wrong = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": key, "verification_code": "0000" }),
+        )
+        .await;
+    let right_was_0000 = wrong.0.is_success();
+    let log = app.audit_log().await;
+    assert_eq!(
+        log.iter().any(|(e, _, _)| e == "code_failed"),
+        !right_was_0000,
+        "{log:?}"
+    );
+
+    let fresh = app
+        .login("audit@example.com", json!({ "device_id": "desk" }))
+        .await;
+    let token = fresh["token"].as_str().unwrap();
+    let change = json!({ "current_password": PASSWORD, "new_password": "another long secret" });
+    app.post_auth("/v1/auth/password/change", token, change)
+        .await;
+    app.post_auth("/v1/auth/logout", token, json!({})).await;
+    let log = app.audit_log().await;
+    assert!(
+        log.iter().any(|(e, _, _)| e == "password_changed"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|(e, _, d)| e == "session_revoked" && d.as_deref() == Some("logout")),
+        "{log:?}"
+    );
+    for (_, _, detail) in &log {
+        assert!(!detail.as_deref().unwrap_or_default().contains(PASSWORD));
+    }
+}
