@@ -140,6 +140,13 @@ pub async fn me(
     Ok(Json(responses::user(auth::me(&s, &caller).await?)))
 }
 
+/// The same as `GET`, for clients that try their token with a `POST`; any body is ignored.
+#[utoipa::path(post, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = UserBody), (status = 401, body = ErrorEnvelope)))]
+pub async fn me_post(state: State<AppState>, caller: Bearer) -> Result<Json<UserBody>, ApiError> {
+    me(state, caller).await
+}
+
 #[utoipa::path(get, path = "/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = SessionsResponse), (status = 401, body = ErrorEnvelope)))]
 pub async fn sessions(

@@ -32,8 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/refresh", post(auth::refresh))
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/auth/logout-all", post(auth::logout_all))
-        // POST too, so clients that POST to a protected resource can try their token here.
-        .route("/v1/auth/me", get(auth::me).post(auth::me))
+        .route("/v1/auth/me", get(auth::me).post(auth::me_post))
         .route("/v1/auth/sessions", get(auth::sessions))
         .route(
             "/v1/auth/sessions/{device_id}",

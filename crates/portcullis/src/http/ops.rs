@@ -15,7 +15,7 @@ use crate::error::ApiError;
     info(title = "Portcullis", description = "A self-hosted authentication server."),
     paths(
         super::auth::register, super::auth::login, super::auth::verify, super::auth::resend_email,
-        super::auth::refresh, super::auth::logout, super::auth::logout_all, super::auth::me,
+        super::auth::refresh, super::auth::logout, super::auth::logout_all, super::auth::me, super::auth::me_post,
         super::auth::sessions, super::auth::revoke_session, super::auth::forgot_password,
         super::auth::reset_password, super::auth::change_password,
         jwks, healthz, readyz, openapi,

@@ -43,6 +43,7 @@ async fn openapi_documents_every_endpoint(backend: Backend) {
         ("/v1/auth/logout", "post"),
         ("/v1/auth/logout-all", "post"),
         ("/v1/auth/me", "get"),
+        ("/v1/auth/me", "post"),
         ("/v1/auth/sessions", "get"),
         ("/v1/auth/sessions/{device_id}", "delete"),
         ("/v1/auth/password/forgot", "post"),
