@@ -277,8 +277,7 @@ pub async fn verify(
             }
         }
     }
-    // The attempt is spent in its own statement so that a wrong code counts
-    // even though the rest of the transaction is rolled back.
+    // A failed check commits too, so the attempt it spent counts.
     let mut tx = s.db.pool().begin().await?;
     let key = match check_code(s, &mut tx, email_key, code, |p| p != Purpose::Reset, now).await {
         Ok(key) => key,
