@@ -14,7 +14,7 @@ use crate::crypto::Secrets;
 use crate::mail::{Mailer, Templates, Transport, Worker};
 use crate::password::Hasher;
 use crate::services::Services;
-use crate::store::Db;
+use crate::store::{retention, Db};
 use crate::tokens::Tokens;
 
 pub struct App {
@@ -94,6 +94,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
+        let retention = tokio::spawn(retention::run(
+            self.services.db.clone(),
+            self.services.clock.clone(),
+            stopped.clone(),
+        ));
         let worker = tokio::spawn(self.worker.run(stopped));
         let router = crate::http::router(self.services.clone());
         tracing::info!(address = %self.listener.local_addr()?, "portcullis listening");
@@ -105,6 +110,7 @@ impl App {
         .await;
         let _ = stop.send(true);
         let _ = worker.await;
+        let _ = retention.await;
         self.services.db.close().await;
         Ok(served?)
     }

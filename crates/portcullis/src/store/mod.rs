@@ -6,6 +6,7 @@
 
 pub mod keys;
 pub mod outbox;
+pub mod retention;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;

@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use portcullis::clock::Clock;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -206,4 +207,60 @@ async fn file_transport_writes_eml_files(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+both!(ended_rows_are_purged_and_live_ones_kept);
+
+async fn ended_rows_are_purged_and_live_ones_kept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let old = app.signup("old@example.com").await;
+    app.post_auth("/v1/auth/logout", old["token"].as_str().unwrap(), json!({}))
+        .await;
+    app.login_key("old@example.com", json!({})).await;
+    app.code_for("old@example.com").await;
+    app.clock.advance(2 * 86_400);
+    let live = app
+        .login("old@example.com", json!({ "device_id": "live" }))
+        .await;
+
+    let db = portcullis::store::Db::connect(app.settings.get("database_url").unwrap())
+        .await
+        .unwrap();
+    let count = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        }
+    };
+    let before = (count("sessions").await, count("email_keys").await);
+    let deleted = portcullis::store::retention::purge(&db, app.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        deleted >= 3,
+        "the logged-out session and the spent keys: {deleted}"
+    );
+    assert_eq!(
+        count("sessions").await,
+        before.0 - 1,
+        "only the live session stays"
+    );
+    assert!(count("email_keys").await < before.1);
+    assert_eq!(count("users").await, 1);
+
+    let (status, _) = app
+        .get_auth("/v1/auth/me", live["token"].as_str().unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": old["refresh_token"] }),
+        )
+        .await;
+    assert_error(status, &body, 401, "REFRESH_TOKEN_INVALID");
+    db.close().await;
 }

@@ -1,0 +1,60 @@
+//! Retention: rows that can no longer matter are deleted, so the tables do
+//! not grow without bound. Deleting is idempotent, so every instance may run it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Db;
+use crate::clock::{Clock, Timestamp};
+
+const DAY: i64 = 86_400;
+/// Keys and sessions are kept a day past their end, for support questions.
+const ENDED_KEEP: i64 = DAY;
+/// Sent mail (its body is already gone) is kept a week, for `outbox` inspection.
+const SENT_MAIL_KEEP: i64 = 7 * DAY;
+
+/// Deletes what ended long enough ago; returns how many rows went.
+pub async fn purge(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
+    let ended = now - ENDED_KEEP;
+    let statements: [(&str, Timestamp); 3] = [
+        (
+            "DELETE FROM email_keys WHERE expires_at < $1 OR used_at < $1",
+            ended,
+        ),
+        // Refresh tokens go with their session (ON DELETE CASCADE).
+        (
+            "DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1",
+            ended,
+        ),
+        (
+            "DELETE FROM outbox WHERE sent_at < $1",
+            now - SENT_MAIL_KEEP,
+        ),
+    ];
+    let mut deleted = 0;
+    for (sql, before) in statements {
+        deleted += sqlx::query(sql)
+            .bind(before)
+            .execute(db.pool())
+            .await?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
+
+/// Purges at start and then hourly, until `stop` turns true.
+pub async fn run(db: Db, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+    loop {
+        match purge(&db, clock.now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "retention: purged ended rows"),
+            Err(e) => tracing::warn!(error = %e, "retention: purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
