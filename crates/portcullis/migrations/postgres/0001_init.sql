@@ -82,6 +82,8 @@ CREATE TABLE outbox (
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     sent_at         BIGINT,
+    -- The server refused the message for good (SMTP 5xx): no more retries.
+    refused_at      BIGINT,
     last_error      TEXT
 );
 CREATE INDEX outbox_due ON outbox (sent_at, next_attempt_at);

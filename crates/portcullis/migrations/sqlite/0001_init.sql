@@ -82,6 +82,8 @@ CREATE TABLE outbox (
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
     sent_at         INTEGER,
+    -- The server refused the message for good (SMTP 5xx): no more retries.
+    refused_at      INTEGER,
     last_error      TEXT
 );
 CREATE INDEX outbox_due ON outbox (sent_at, next_attempt_at);

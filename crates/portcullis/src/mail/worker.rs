@@ -63,6 +63,10 @@ impl Worker {
                     outbox::mark_sent(&mut conn, &msg.id, now).await?;
                     tracing::info!(id = %msg.id, template = %msg.template, "email sent");
                 }
+                Err(e) if is_permanent(&e) => {
+                    tracing::warn!(id = %msg.id, error = %e, "email refused permanently; not retrying");
+                    outbox::mark_refused(&mut conn, &msg.id, &e.to_string(), now).await?;
+                }
                 Err(e) => {
                     let retry_at = now + backoff(msg.attempts);
                     tracing::warn!(id = %msg.id, attempts = msg.attempts + 1, error = %e, "email delivery failed; will retry");
@@ -72,6 +76,12 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// A refusal that retrying cannot change: the SMTP server's 5xx answer.
+fn is_permanent(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<lettre::transport::smtp::Error>()
+        .is_some_and(lettre::transport::smtp::Error::is_permanent)
 }
 
 /// 10 s, 20 s, 40 s, … capped at an hour.

@@ -41,7 +41,7 @@ pub async fn insert(
 pub async fn due(conn: &mut Conn, now: Timestamp, limit: i64) -> sqlx::Result<Vec<Queued>> {
     sqlx::query_as(
         "SELECT id, recipient, template, message, attempts, next_attempt_at FROM outbox
-         WHERE sent_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, created_at LIMIT $2",
+         WHERE sent_at IS NULL AND refused_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, created_at LIMIT $2",
     )
     .bind(now)
     .bind(limit)
@@ -84,5 +84,23 @@ pub async fn mark_failed(
         .bind(retry_at)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Stops retrying a message the server refused for good; it stays for inspection.
+pub async fn mark_refused(
+    conn: &mut Conn,
+    id: &str,
+    error: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, refused_at = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(())
 }

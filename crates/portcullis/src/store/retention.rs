@@ -12,7 +12,7 @@ use crate::clock::{Clock, Timestamp};
 const DAY: i64 = 86_400;
 /// Keys and sessions are kept a day past their end, for support questions.
 const ENDED_KEEP: i64 = DAY;
-/// Sent mail (its body is already gone) is kept a week, for `outbox` inspection.
+/// Sent mail (its body already gone) and refused mail are kept a week, for inspection.
 const SENT_MAIL_KEEP: i64 = 7 * DAY;
 
 /// Deletes what ended long enough ago; returns how many rows went.

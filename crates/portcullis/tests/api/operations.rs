@@ -264,3 +264,38 @@ async fn ended_rows_are_purged_and_live_ones_kept(backend: Backend) {
     assert_error(status, &body, 401, "REFRESH_TOKEN_INVALID");
     db.close().await;
 }
+
+both!(mail_refused_for_good_is_not_retried);
+
+async fn mail_refused_for_good_is_not_retried(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("bounce@example.com").await;
+    app.signup("fine@example.com").await;
+    let db = portcullis::store::Db::connect(app.settings.get("database_url").unwrap())
+        .await
+        .unwrap();
+    let state = || async {
+        sqlx::query_as::<_, (i64, Option<i64>, Option<String>)>(
+            "SELECT attempts, refused_at, last_error FROM outbox WHERE recipient = 'bounce@example.com'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+    };
+    let mut refused = state().await;
+    for _ in 0..200 {
+        if refused.1.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        refused = state().await;
+    }
+    assert_eq!(refused.0, 1, "{refused:?}");
+    assert!(refused.1.is_some(), "{refused:?}");
+    assert!(refused.2.unwrap().contains("550"));
+    // Hours later it has not been tried again.
+    app.clock.advance(3 * 3600);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(state().await.0, 1);
+    db.close().await;
+}

@@ -57,8 +57,13 @@ async fn session(stream: tokio::net::TcpStream, received: Arc<Mutex<Vec<Mail>>>)
                 .trim_start_matches('<')
                 .trim_end_matches('>')
                 .to_lowercase();
-            to.push(addr);
-            b"250 OK\r\n"
+            // Addresses starting with "bounce" do not exist here.
+            if addr.starts_with("bounce") {
+                b"550 no such user\r\n"
+            } else {
+                to.push(addr);
+                b"250 OK\r\n"
+            }
         } else if upper == "DATA" {
             let _ = write.write_all(b"354 go ahead\r\n").await;
             let mut data = String::new();
