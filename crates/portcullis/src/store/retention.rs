@@ -29,7 +29,7 @@ pub async fn purge(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
             ended,
         ),
         (
-            "DELETE FROM outbox WHERE sent_at < $1",
+            "DELETE FROM outbox WHERE sent_at < $1 OR refused_at < $1",
             now - SENT_MAIL_KEEP,
         ),
     ];
