@@ -325,7 +325,13 @@ impl Settings {
                     })
                     .collect()
             })?,
-            log: self.get("log").unwrap_or("info").to_owned(),
+            log: self.parse("log", |s| {
+                tracing_subscriber::EnvFilter::try_new(s)
+                    .map(|_| s.to_owned())
+                    .map_err(|e| {
+                        format!("not a log filter such as `info` or `portcullis=debug`: {e}")
+                    })
+            })?,
             log_format: self.parse("log_format", |s| match s {
                 "text" => Ok(LogFormat::Text),
                 "json" => Ok(LogFormat::Json),
@@ -482,5 +488,9 @@ mod tests {
         settings.set("code_digits", "12");
         let msg = settings.build().unwrap_err().to_string();
         assert!(msg.contains("PORTCULLIS_CODE_DIGITS"), "{msg}");
+        let mut settings = Settings::default();
+        settings.set("log", "portcullis=loud");
+        let msg = settings.build().unwrap_err().to_string();
+        assert!(msg.contains("PORTCULLIS_LOG"), "{msg}");
     }
 }

@@ -120,8 +120,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Validated with the rest of the configuration.
+    let filter = tracing_subscriber::EnvFilter::new(&config.log);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
