@@ -177,11 +177,18 @@ impl TestApp {
     }
 
     async fn launch(&mut self) {
+        let (base, server) = self.serve().await;
+        self.base = base;
+        self.server = Some(server);
+    }
+
+    /// Starts a server on this test's settings, database and clock.
+    async fn serve(&self) -> (String, (oneshot::Sender<()>, JoinHandle<()>)) {
         let config = self.settings.build().unwrap();
         let app = App::build_with_clock(config, self.clock.clone())
             .await
             .unwrap();
-        self.base = format!("http://127.0.0.1:{}", app.port());
+        let base = format!("http://127.0.0.1:{}", app.port());
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.run_until(async {
@@ -190,7 +197,14 @@ impl TestApp {
             .await
             .unwrap();
         });
-        self.server = Some((stop, handle));
+        (base, (stop, handle))
+    }
+
+    /// A second instance on the same database, as in a cluster; it stops when the
+    /// returned sender is dropped.
+    pub async fn another_instance(&self) -> (String, oneshot::Sender<()>) {
+        let (base, (stop, _)) = self.serve().await;
+        (base, stop)
     }
 
     /// Stops the server gracefully.

@@ -15,6 +15,7 @@ both!(
     revoking_a_device_ends_only_that_session,
     logout_all_ends_every_session,
     a_new_login_on_the_same_device_replaces_its_session,
+    instances_sharing_a_database_share_sessions_and_revocations,
 );
 
 async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
@@ -234,4 +235,37 @@ async fn a_new_login_on_the_same_device_replaces_its_session(backend: Backend) {
         .filter(|s| s["device_id"] == "tablet")
         .count();
     assert_eq!(tablets, 1, "{sessions}");
+}
+
+async fn instances_sharing_a_database_share_sessions_and_revocations(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (other, _stop) = app.another_instance().await;
+    let tokens = app.signup("cluster@example.com").await;
+    let token = tokens["token"].as_str().unwrap();
+    let me_on_other = || async {
+        read(
+            app.http
+                .get(format!("{other}/v1/auth/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    assert_eq!(
+        me_on_other().await.0,
+        StatusCode::OK,
+        "the other instance verifies tokens it did not sign"
+    );
+    let refreshed = app
+        .http
+        .post(format!("{other}/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": tokens["refresh_token"] }));
+    let (status, body) = read(refreshed.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    app.post_auth("/v1/auth/logout", token, json!({})).await;
+    let (status, body) = me_on_other().await;
+    assert_error(status, &body, 401, "INVALID_TOKEN");
 }
