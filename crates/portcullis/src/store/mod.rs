@@ -24,7 +24,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+enum Backend {
     Sqlite,
     Postgres,
 }
@@ -102,9 +102,6 @@ impl Db {
         &self.pool
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
 
     pub async fn close(&self) {
         self.pool.close().await;
