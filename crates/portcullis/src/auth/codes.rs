@@ -190,6 +190,18 @@ async fn decoy_key(
     Ok(email_key)
 }
 
+/// After a password change, codes started with the old password must not finish.
+pub(super) async fn retire_pending_logins(
+    tx: &mut Conn,
+    user_id: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    for purpose in [Purpose::Login, Purpose::Reset] {
+        keys::retire_purpose(tx, user_id, purpose, now).await?;
+    }
+    Ok(())
+}
+
 fn new_email_key(s: &Services) -> String {
     uuid::Builder::from_random_bytes(s.secrets.random())
         .into_uuid()
@@ -447,6 +459,7 @@ pub async fn reset_password(
     // The code proves the address is theirs.
     users::mark_verified(&mut tx, &user_id, now).await?;
     session_store::revoke_all(&mut tx, &user_id, None, "password reset", now).await?;
+    retire_pending_logins(&mut tx, &user_id, now).await?;
     let event = Event::new(Kind::PasswordReset)
         .user(&user_id)
         .ip(client.ip.as_deref());

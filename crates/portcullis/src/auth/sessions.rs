@@ -3,7 +3,7 @@
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::codes::{issue_key, KeyFor, StepOne};
+use super::codes::{issue_key, retire_pending_logins, KeyFor, StepOne};
 use crate::audit::{self, Event, Kind};
 use crate::config::LoginVerification;
 use crate::crypto::{new_refresh_token, token_hash};
@@ -352,6 +352,7 @@ pub async fn change_password(
         now,
     )
     .await?;
+    retire_pending_logins(&mut tx, &user.id, now).await?;
     let event = Event::new(Kind::PasswordChanged)
         .user(&user.id)
         .session(&caller.session_id);

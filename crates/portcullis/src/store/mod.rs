@@ -102,7 +102,6 @@ impl Db {
         &self.pool
     }
 
-
     pub async fn close(&self) {
         self.pool.close().await;
     }

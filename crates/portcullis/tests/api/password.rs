@@ -101,6 +101,9 @@ async fn change_needs_the_current_password_and_ends_other_sessions(backend: Back
         .login("chg@example.com", json!({ "device_id": "this" }))
         .await;
     let token = this["token"].as_str().unwrap();
+    // A login half done with the old password.
+    let pending = app.login_key("chg@example.com", json!({})).await;
+    let pending_code = app.code_for("chg@example.com").await;
     let (status, body) = app
         .post_auth(
             "/v1/auth/password/change",
@@ -119,6 +122,13 @@ async fn change_needs_the_current_password_and_ends_other_sessions(backend: Back
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = app.get_auth("/v1/auth/me", token).await;
     assert_eq!(status, StatusCode::OK, "the session that changed it stays");
+    let (status, body) = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": pending, "verification_code": pending_code }),
+        )
+        .await;
+    assert_error(status, &body, 401, "VERIFICATION_EXPIRED");
     let (status, body) = app
         .get_auth("/v1/auth/me", other["token"].as_str().unwrap())
         .await;
