@@ -78,6 +78,35 @@ async fn serve_with_no_configuration_walks_the_whole_flow() {
     .await;
     assert_eq!(status, 200, "{me}");
 
+    // Each request has one log line with its trace id; no line holds a password or token
+    // (a 4-digit code cannot be told from other digits, so it is not searched for).
+    let response = http
+        .get(format!("{base}/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    let trace_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut logged = Vec::new();
+    wait_for(&stderr, "the request's log line", |line| {
+        logged.push(line.to_owned());
+        line.contains(&trace_id).then(String::new)
+    });
+    let secrets = [
+        PASSWORD,
+        tokens["access_token"].as_str().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
+    ];
+    for line in &logged {
+        assert!(
+            secrets.iter().all(|secret| !line.contains(secret)),
+            "a secret in the log: {line}"
+        );
+    }
+    assert!(logged.len() > 3, "{logged:?}");
+
     // The defaults: a SQLite file and a private development key in the working folder.
     assert!(dir.path().join("portcullis.db").exists());
     let key = dir.path().join("portcullis.key");
