@@ -151,6 +151,15 @@ pub struct TokenResponse {
     pub refresh_token_alias: String,
 }
 
+/// Login step 1: a code was emailed, or (policy `never`, or `new_device` on a
+/// known device) the tokens themselves.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Tokens(Box<TokenResponse>),
+    Code(StepOneResponse),
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MessageResponse {
     pub success: bool,

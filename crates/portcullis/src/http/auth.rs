@@ -1,7 +1,6 @@
 //! `/v1/auth`: the end-user endpoints of SPEC §3.1.
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::extract::{ApiJson, AppState, Bearer, ClientMeta};
@@ -42,13 +41,13 @@ pub async fn register(
 }
 
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, description = "A code was emailed (StepOneResponse) or, when no code is needed, the tokens (TokenResponse)", body = StepOneResponse),
+    responses((status = 200, description = "A code was emailed or, when none is needed, the tokens", body = LoginResponse),
         (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 pub async fn login(
     State(s): State<AppState>,
     ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<LoginResponse>, ApiError> {
     let device = responses::device(req.device);
     check_device(&device)?;
     let input = auth::Login {
@@ -56,14 +55,13 @@ pub async fn login(
         password: req.password,
         device,
     };
-    Ok(match auth::login(&s, input, &client).await? {
-        LoginOutcome::Code(step) => Json(responses::step_one(
+    Ok(Json(match auth::login(&s, input, &client).await? {
+        LoginOutcome::Code(step) => LoginResponse::Code(responses::step_one(
             step,
             "Login credentials verified. Please check your email for verification code.",
-        ))
-        .into_response(),
-        LoginOutcome::Tokens(grant) => Json(responses::tokens(*grant)).into_response(),
-    })
+        )),
+        LoginOutcome::Tokens(grant) => LoginResponse::Tokens(Box::new(responses::tokens(*grant))),
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/auth/verify", tag = "auth", request_body = VerifyRequest,

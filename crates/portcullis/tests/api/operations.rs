@@ -67,6 +67,7 @@ async fn openapi_documents_every_endpoint(backend: Backend) {
         "VerifyRequest",
         "LoginRequest",
         "ErrorEnvelope",
+        "LoginResponse",
         "UserBody",
     ] {
         assert!(schemas.contains_key(schema), "schema {schema} missing");
