@@ -62,7 +62,7 @@ impl Admin {
             .map_err(describe)?;
         password::check_policy(&password, self.config.password_min_length).map_err(describe)?;
         let secrets = Arc::new(Secrets::load(&self.config)?);
-        let hash = Hasher::new(&secrets, 1, 1)?
+        let hash = Hasher::new(1, 1)?
             .hash(&secrets, &password)
             .await
             .map_err(describe)?;

@@ -48,7 +48,7 @@ impl App {
             clock.now(),
         )
         .await?;
-        let hasher = Hasher::new(&secrets, config.hash_concurrency, config.hash_queue)?;
+        let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
         let wake = Arc::new(Notify::new());
         let templates = Templates::load(config.mail.template_dir.as_deref())?;
         let mailer = Mailer::new(

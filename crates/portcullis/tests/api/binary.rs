@@ -120,60 +120,38 @@ async fn serve_with_no_configuration_walks_the_whole_flow() {
     }
 }
 
+/// Runs a `--json` command that must succeed, and returns what it printed.
+fn json_command(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = portcullis(dir).arg("--json").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn user_commands_print_json_for_scripts() {
     let dir = tempfile::tempdir().unwrap();
-    let out = portcullis(dir.path())
-        .args([
-            "--json",
-            "user",
-            "create",
-            "--email",
-            "Ops@Example.com",
-            "--password",
-            PASSWORD,
-            "--username",
-            "ops",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let create = [
+        "user",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--password",
+        PASSWORD,
+    ];
+    let created = json_command(dir.path(), &[&create[..], &["--username", "ops"]].concat());
     assert_eq!(created["email"], "ops@example.com");
     assert_eq!(created["verified"], true);
 
-    let again = portcullis(dir.path())
-        .args([
-            "user",
-            "create",
-            "--email",
-            "ops@example.com",
-            "--password",
-            PASSWORD,
-        ])
-        .output()
-        .unwrap();
+    let again = portcullis(dir.path()).args(create).output().unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
-    let out = portcullis(dir.path())
-        .args(["--json", "user", "disable", "ops@example.com"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = portcullis(dir.path())
-        .args(["--json", "user", "list"])
-        .output()
-        .unwrap();
-    let users: Value = serde_json::from_slice(&out.stdout).unwrap();
+    json_command(dir.path(), &["user", "disable", "ops@example.com"]);
+    let users = json_command(dir.path(), &["user", "list"]);
     assert_eq!(users[0]["disabled"], true);
 }
 

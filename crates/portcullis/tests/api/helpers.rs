@@ -418,11 +418,16 @@ pub fn wait_for(
 }
 
 impl TestApp {
+    /// A connection pool of its own to this test's database, for looking inside.
+    pub async fn db(&self) -> portcullis::store::Db {
+        portcullis::store::Db::connect(self.settings.get("database_url").unwrap())
+            .await
+            .unwrap()
+    }
+
     /// The audit log, oldest first: (event, user id, detail).
     pub async fn audit_log(&self) -> Vec<(String, Option<String>, Option<String>)> {
-        let db = portcullis::store::Db::connect(self.settings.get("database_url").unwrap())
-            .await
-            .unwrap();
+        let db = self.db().await;
         let rows = sqlx::query_as("SELECT event, user_id, detail FROM audit_log ORDER BY id")
             .fetch_all(db.pool())
             .await

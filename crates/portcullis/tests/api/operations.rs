@@ -224,9 +224,7 @@ async fn ended_rows_are_purged_and_live_ones_kept(backend: Backend) {
         .login("old@example.com", json!({ "device_id": "live" }))
         .await;
 
-    let db = portcullis::store::Db::connect(app.settings.get("database_url").unwrap())
-        .await
-        .unwrap();
+    let db = app.db().await;
     let count = |table: &'static str| {
         let db = db.clone();
         async move {
@@ -272,9 +270,7 @@ async fn mail_refused_for_good_is_not_retried(backend: Backend) {
     let app = spawn_app(backend).await;
     app.register("bounce@example.com").await;
     app.signup("fine@example.com").await;
-    let db = portcullis::store::Db::connect(app.settings.get("database_url").unwrap())
-        .await
-        .unwrap();
+    let db = app.db().await;
     let state = || async {
         sqlx::query_as::<_, (i64, Option<i64>, Option<String>)>(
             "SELECT attempts, refused_at, last_error FROM outbox WHERE recipient = 'bounce@example.com'",
