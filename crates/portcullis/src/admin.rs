@@ -26,8 +26,8 @@ pub struct UserSummary {
 impl From<users::User> for UserSummary {
     fn from(u: users::User) -> Self {
         Self {
-            verified: u.is_verified(),
-            disabled: u.is_disabled(),
+            verified: u.verified,
+            disabled: u.disabled,
             id: u.id,
             email: u.email,
             username: u.username,

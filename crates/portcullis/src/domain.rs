@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-use portcullis_proto::CodeInput;
+use portcullis_proto::{CodeInput, DeviceFields};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::store::sessions::Device;
 
 /// An email address, trimmed and in lower case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,50 +108,174 @@ impl Code {
     }
 }
 
-const PLATFORMS: &[&str] = &[
-    "web", "mobile", "desktop", "tablet", "ios", "android", "windows", "macos", "linux", "unknown",
-];
+/// Text a client names something with (a device, an operating system, a
+/// place, a person): at most `MAX` characters and never blank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Label<const MAX: usize>(String);
 
-/// Checks the device fields a client sent.
-pub fn check_device(device: &Device) -> Result<(), ApiError> {
-    let texts = [
-        ("device_id", &device.device_id, 128),
-        ("device_name", &device.device_name, 200),
-        ("operating_system", &device.operating_system, 200),
-        ("location", &device.location, 200),
-        ("fcm_token", &device.fcm_token, 4096),
-    ];
-    for (field, value, max) in texts {
-        if let Some(value) = value {
-            if value.trim().is_empty() || value.chars().count() > max {
-                return Err(ApiError::field(
-                    field,
-                    format!("Must be 1 to {max} characters"),
-                ));
-            }
-        }
-    }
-    if let Some(platform) = &device.platform {
-        if !PLATFORMS.contains(&platform.as_str()) {
+impl<const MAX: usize> Label<MAX> {
+    pub fn parse(field: &str, raw: String) -> Result<Self, ApiError> {
+        if raw.trim().is_empty() || raw.chars().count() > MAX {
             return Err(ApiError::field(
-                "platform",
-                format!("Must be one of: {}", PLATFORMS.join(", ")),
+                field,
+                format!("Must be 1 to {MAX} characters"),
             ));
         }
+        Ok(Self(raw))
     }
-    if device
-        .latitude
-        .is_some_and(|v| !(-90.0..=90.0).contains(&v))
-    {
-        return Err(ApiError::field("latitude", "Must be between -90 and 90"));
+
+    /// An optional field: absent stays absent, present must be valid.
+    pub fn optional(field: &str, raw: Option<String>) -> Result<Option<Self>, ApiError> {
+        raw.map(|v| Self::parse(field, v)).transpose()
     }
-    if device
-        .longitude
-        .is_some_and(|v| !(-180.0..=180.0).contains(&v))
-    {
-        return Err(ApiError::field("longitude", "Must be between -180 and 180"));
+
+    /// A value the server made itself, or read back from its storage where
+    /// it was checked when written.
+    pub(crate) fn trusted(raw: String) -> Self {
+        Self(raw)
     }
-    Ok(())
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A client's name for its device: what device sessions are keyed by.
+pub type DeviceId = Label<128>;
+/// A device's, operating system's or place's name.
+pub type DisplayName = Label<200>;
+/// A push-notification token (Firebase Cloud Messaging).
+pub type PushToken = Label<4096>;
+/// A person's name, trimmed.
+pub type PersonName = Label<100>;
+
+impl PersonName {
+    /// Trimmed; blank means no name.
+    pub fn parse_optional(raw: Option<String>) -> Result<Option<Self>, ApiError> {
+        match raw.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) {
+            Some(name) => Self::parse("name", name).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The platforms of SPEC §3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Web,
+    Mobile,
+    Desktop,
+    Tablet,
+    Ios,
+    Android,
+    Windows,
+    Macos,
+    Linux,
+    Unknown,
+}
+
+impl Platform {
+    const ALL: [Platform; 10] = [
+        Platform::Web,
+        Platform::Mobile,
+        Platform::Desktop,
+        Platform::Tablet,
+        Platform::Ios,
+        Platform::Android,
+        Platform::Windows,
+        Platform::Macos,
+        Platform::Linux,
+        Platform::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Web => "web",
+            Platform::Mobile => "mobile",
+            Platform::Desktop => "desktop",
+            Platform::Tablet => "tablet",
+            Platform::Ios => "ios",
+            Platform::Android => "android",
+            Platform::Windows => "windows",
+            Platform::Macos => "macos",
+            Platform::Linux => "linux",
+            Platform::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+}
+
+/// What a client tells about its device, every field optional and checked.
+/// Sessions remember it; login step 1 keeps it on its email key for step 2.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// When absent, a new session gets a generated one.
+    pub id: Option<DeviceId>,
+    pub name: Option<DisplayName>,
+    pub platform: Option<Platform>,
+    pub operating_system: Option<DisplayName>,
+    pub location: Option<DisplayName>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub fcm_token: Option<PushToken>,
+}
+
+impl Device {
+    /// One device from the fields in any documented spelling: the
+    /// `device_info` object's first, then the top-level ones.
+    pub fn parse(fields: DeviceFields) -> Result<Self, ApiError> {
+        let info = fields.device_info.unwrap_or_default();
+        let platform = info.platform.or(fields.platform);
+        let platform = match platform {
+            None => None,
+            Some(raw) => Some(Platform::parse(&raw).ok_or_else(|| {
+                let names: Vec<_> = Platform::ALL.iter().map(|p| p.as_str()).collect();
+                ApiError::field("platform", format!("Must be one of: {}", names.join(", ")))
+            })?),
+        };
+        if info.latitude.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
+            return Err(ApiError::field("latitude", "Must be between -90 and 90"));
+        }
+        if info
+            .longitude
+            .is_some_and(|v| !(-180.0..=180.0).contains(&v))
+        {
+            return Err(ApiError::field("longitude", "Must be between -180 and 180"));
+        }
+        Ok(Device {
+            id: Label::optional("device_id", info.device_id.or(fields.device_id))?,
+            name: Label::optional("device_name", info.device.or(fields.device_name))?,
+            platform,
+            operating_system: Label::optional("operating_system", info.operating_system)?,
+            location: Label::optional("location", info.location)?,
+            latitude: info.latitude,
+            longitude: info.longitude,
+            fcm_token: Label::optional("fcm_token", fields.fcm_token)?,
+        })
+    }
+
+    /// This device's fields, with `earlier`'s where this one has none.
+    pub fn or(self, earlier: Device) -> Device {
+        Device {
+            id: self.id.or(earlier.id),
+            name: self.name.or(earlier.name),
+            platform: self.platform.or(earlier.platform),
+            operating_system: self.operating_system.or(earlier.operating_system),
+            location: self.location.or(earlier.location),
+            latitude: self.latitude.or(earlier.latitude),
+            longitude: self.longitude.or(earlier.longitude),
+            fcm_token: self.fcm_token.or(earlier.fcm_token),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,19 @@
-//! Everything a request needs, built once at start.
+//! Everything a request needs, built once at start, and the one way a flow
+//! runs a unit of work against the store.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use crate::clock::Clock;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Transaction};
+
+use crate::audit::{self, Event};
+use crate::clock::{Clock, Timestamp};
 use crate::config::Config;
 use crate::crypto::Secrets;
-use crate::mail::Mailer;
+use crate::mail::{Mailer, Message};
 use crate::password::Hasher;
-use crate::store::Db;
+use crate::store::{Conn, Db};
 use crate::tokens::Tokens;
 
 pub struct Services {
@@ -21,7 +27,70 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn now(&self) -> crate::clock::Timestamp {
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// A connection for reads outside a unit of work.
+    pub async fn read(&self) -> sqlx::Result<PoolConnection<Any>> {
+        self.db.pool().acquire().await
+    }
+
+    /// Starts a unit of work: one transaction, in which mail may be queued.
+    pub async fn begin(&self) -> sqlx::Result<Work<'_>> {
+        Ok(Work {
+            tx: self.db.pool().begin().await?,
+            mailer: &self.mailer,
+            mailed: false,
+        })
+    }
+}
+
+/// A transaction that knows about the mail it queued: committing it wakes
+/// the mail worker, so no flow has to remember to.
+pub struct Work<'s> {
+    tx: Transaction<'static, Any>,
+    mailer: &'s Mailer,
+    mailed: bool,
+}
+
+impl Work<'_> {
+    /// Queues a message, sent once this unit of work commits.
+    pub async fn mail(
+        &mut self,
+        to: &str,
+        message: Message<'_>,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        self.mailer.enqueue(&mut self.tx, to, message, now).await?;
+        self.mailed = true;
+        Ok(())
+    }
+
+    /// Records a security event with the change it belongs to.
+    pub async fn audit(&mut self, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
+        audit::record(&mut self.tx, event, now).await
+    }
+
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await?;
+        if self.mailed {
+            self.mailer.wake();
+        }
+        Ok(())
+    }
+}
+
+impl Deref for Work<'_> {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        &self.tx
+    }
+}
+
+impl DerefMut for Work<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.tx
     }
 }

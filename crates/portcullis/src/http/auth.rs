@@ -6,7 +6,7 @@ use axum::Json;
 use super::extract::{ApiJson, AppState, Bearer, ClientMeta};
 use super::responses;
 use crate::auth::{self, LoginOutcome};
-use crate::domain::{check_device, Code, Email, LoginName, Username};
+use crate::domain::{Code, Device, Email, LoginName, PersonName, Username};
 use crate::error::ApiError;
 use portcullis_proto::*;
 
@@ -17,21 +17,11 @@ pub async fn register(
     ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Json<StepOneResponse>, ApiError> {
-    let name = match req
-        .name
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-    {
-        Some(n) if n.chars().count() > 100 => {
-            return Err(ApiError::field("name", "At most 100 characters"))
-        }
-        name => name,
-    };
     let input = auth::Register {
         email: Email::parse("email", &req.email)?,
         username: req.username.as_deref().map(Username::parse).transpose()?,
         password: req.password,
-        name,
+        name: PersonName::parse_optional(req.name)?,
     };
     let step = auth::register(&s, input, &client).await?;
     Ok(Json(responses::step_one(
@@ -48,12 +38,10 @@ pub async fn login(
     ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let device = responses::device(req.device);
-    check_device(&device)?;
     let input = auth::Login {
         login: LoginName::parse(&req.email_or_username)?,
         password: req.password,
-        device,
+        device: Device::parse(req.device)?,
     };
     Ok(Json(match auth::login(&s, input, &client).await? {
         LoginOutcome::Code(step) => LoginResponse::Code(responses::step_one(
@@ -76,8 +64,7 @@ pub async fn verify(
         &req.verification_code,
         s.config.code_digits,
     )?;
-    let device = responses::device(req.device);
-    check_device(&device)?;
+    let device = Device::parse(req.device)?;
     let grant = auth::verify(&s, &req.email_key, &code, req.is_register, device, &client).await?;
     Ok(Json(responses::tokens(grant)))
 }

@@ -1,29 +1,12 @@
 //! The API's response bodies, built from what the flows return.
 
-use portcullis_proto::{
-    DeviceFields, MessageResponse, SessionBody, StepOneResponse, TokenResponse, UserBody,
-};
+use portcullis_proto::{MessageResponse, SessionBody, StepOneResponse, TokenResponse, UserBody};
 
 use crate::auth::{Grant, StepOne};
 use crate::clock::rfc3339;
-use crate::store::sessions::{Device, Session};
+use crate::domain::Label;
+use crate::store::sessions::Session;
 use crate::store::users::User;
-
-/// One device from the fields in any documented spelling: the
-/// `device_info` object's first, then the top-level ones.
-pub fn device(fields: DeviceFields) -> Device {
-    let info = fields.device_info.unwrap_or_default();
-    Device {
-        device_id: info.device_id.or(fields.device_id),
-        device_name: info.device.or(fields.device_name),
-        platform: info.platform.or(fields.platform),
-        operating_system: info.operating_system,
-        location: info.location,
-        latitude: info.latitude,
-        longitude: info.longitude,
-        fcm_token: fields.fcm_token,
-    }
-}
 
 pub fn step_one(step: StepOne, message: &str) -> StepOneResponse {
     StepOneResponse {
@@ -39,8 +22,8 @@ pub fn step_one(step: StepOne, message: &str) -> StepOneResponse {
 
 pub fn user(u: User) -> UserBody {
     UserBody {
-        verified: u.is_verified(),
-        totp_enabled: u.totp_enabled != 0,
+        verified: u.verified,
+        totp_enabled: u.totp_enabled,
         created_at: rfc3339(u.created_at),
         id: u.id,
         email: u.email,
@@ -75,18 +58,19 @@ pub fn message(text: impl Into<String>) -> MessageResponse {
 }
 
 pub fn session(s: Session, current_session: &str) -> SessionBody {
+    let d = s.device;
     SessionBody {
         current: s.id == current_session,
         created_at: rfc3339(s.created_at),
         last_seen_at: rfc3339(s.last_seen_at),
         expires_at: rfc3339(s.expires_at),
-        device_id: s.device_id,
-        device_name: s.device_name,
-        platform: s.platform,
-        operating_system: s.operating_system,
-        location: s.location,
-        latitude: s.latitude,
-        longitude: s.longitude,
+        device_id: d.id.map(Label::into_string).unwrap_or_default(),
+        device_name: d.name.map(Label::into_string),
+        platform: d.platform.map(|p| p.as_str().to_owned()),
+        operating_system: d.operating_system.map(Label::into_string),
+        location: d.location.map(Label::into_string),
+        latitude: d.latitude,
+        longitude: d.longitude,
         ip: s.ip,
         user_agent: s.user_agent,
     }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-pub use templates::{Template, Templates};
+use templates::Template;
+pub use templates::Templates;
 pub use transport::Transport;
 pub use worker::Worker;
 
@@ -25,6 +26,46 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+/// Every message the server sends, with what its template needs.
+#[derive(Debug, Clone, Copy)]
+pub enum Message<'a> {
+    RegisterCode {
+        code: &'a str,
+        minutes: i64,
+    },
+    LoginCode {
+        code: &'a str,
+        minutes: i64,
+    },
+    ResetCode {
+        code: &'a str,
+        minutes: i64,
+    },
+    /// Someone tried to register an address that already has an account.
+    AccountExists,
+}
+
+impl<'a> Message<'a> {
+    fn template(self) -> Template {
+        match self {
+            Message::RegisterCode { .. } => Template::RegisterCode,
+            Message::LoginCode { .. } => Template::LoginCode,
+            Message::ResetCode { .. } => Template::ResetCode,
+            Message::AccountExists => Template::AccountExists,
+        }
+    }
+
+    /// The emailed code and its lifetime in minutes, if the message carries one.
+    fn code(self) -> Option<(&'a str, i64)> {
+        match self {
+            Message::RegisterCode { code, minutes }
+            | Message::LoginCode { code, minutes }
+            | Message::ResetCode { code, minutes } => Some((code, minutes)),
+            Message::AccountExists => None,
+        }
+    }
 }
 
 /// Queues mail; the worker delivers it.
@@ -56,17 +97,17 @@ impl Mailer {
         &self,
         conn: &mut Conn,
         to: &str,
-        template: Template,
-        code: Option<&str>,
-        minutes: i64,
+        message: Message<'_>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
+        let (code, minutes) = message.code().unwrap_or_default();
         let vars = [
-            ("code", code.unwrap_or_default()),
+            ("code", code),
             ("email", to),
             ("issuer", self.issuer.as_str()),
             ("minutes", &minutes.to_string()),
         ];
+        let template = message.template();
         let rendered = self.templates.render(template, &vars);
         let sealed = self.secrets.encrypt(&serde_json::to_vec(&rendered)?);
         let id = self.secrets.random_id("msg_");

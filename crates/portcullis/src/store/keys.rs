@@ -4,6 +4,7 @@ use sqlx::FromRow;
 
 use super::Conn;
 use crate::clock::Timestamp;
+use crate::domain::Device;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -13,6 +14,8 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    const ALL: [Purpose; 3] = [Purpose::Register, Purpose::Login, Purpose::Reset];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::Register => "register",
@@ -20,30 +23,80 @@ impl Purpose {
             Purpose::Reset => "reset",
         }
     }
+
+    fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == stored)
+    }
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct EmailKey {
     pub email_key: String,
+    /// `None` for a decoy: a key for an address with no account, that no code matches.
     pub user_id: Option<String>,
     pub email: String,
-    pub purpose: String,
+    pub purpose: Purpose,
     pub code_hash: String,
     pub attempts: i64,
     pub resends: i64,
     pub sent_at: Timestamp,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
-    /// JSON of the device fields given at login step 1.
-    pub device: Option<String>,
+    /// The device fields given at login step 1.
+    pub device: Option<Device>,
     pub password_hash: Option<String>,
 }
 
+/// An `email_keys` row as stored: the purpose as text, the device as JSON.
+#[derive(FromRow)]
+struct Row {
+    email_key: String,
+    user_id: Option<String>,
+    email: String,
+    purpose: String,
+    code_hash: String,
+    attempts: i64,
+    resends: i64,
+    sent_at: Timestamp,
+    expires_at: Timestamp,
+    used_at: Option<Timestamp>,
+    device: Option<String>,
+    password_hash: Option<String>,
+}
+
+impl TryFrom<Row> for EmailKey {
+    type Error = sqlx::Error;
+
+    fn try_from(r: Row) -> sqlx::Result<Self> {
+        let corrupt = |what: String| sqlx::Error::Decode(what.into());
+        let purpose = Purpose::parse(&r.purpose)
+            .ok_or_else(|| corrupt(format!("email key purpose `{}`", r.purpose)))?;
+        let device = r
+            .device
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| corrupt(format!("email key device: {e}")))?;
+        Ok(EmailKey {
+            email_key: r.email_key,
+            user_id: r.user_id,
+            email: r.email,
+            purpose,
+            code_hash: r.code_hash,
+            attempts: r.attempts,
+            resends: r.resends,
+            sent_at: r.sent_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+            device,
+            password_hash: r.password_hash,
+        })
+    }
+}
+
 impl EmailKey {
-    pub fn purpose(&self) -> Option<Purpose> {
-        [Purpose::Register, Purpose::Login, Purpose::Reset]
-            .into_iter()
-            .find(|p| p.as_str() == self.purpose)
+    /// Unused and within its lifetime.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.used_at.is_none() && self.expires_at > now
     }
 }
 
@@ -57,11 +110,16 @@ pub struct NewKey<'a> {
     pub purpose: Purpose,
     pub code_hash: &'a str,
     pub expires_at: Timestamp,
-    pub device: Option<&'a str>,
+    pub device: Option<&'a Device>,
     pub password_hash: Option<&'a str>,
 }
 
 pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::Result<()> {
+    let device = key
+        .device
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(
         "INSERT INTO email_keys (email_key, user_id, email, purpose, code_hash, sent_at, expires_at, device,
              password_hash, created_at)
@@ -74,7 +132,7 @@ pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::
     .bind(key.code_hash)
     .bind(now)
     .bind(key.expires_at)
-    .bind(key.device)
+    .bind(device)
     .bind(key.password_hash)
     .execute(conn)
     .await?;
@@ -124,33 +182,62 @@ pub async fn retire_purpose(
 }
 
 pub async fn get(conn: &mut Conn, email_key: &str) -> sqlx::Result<Option<EmailKey>> {
-    sqlx::query_as(&format!(
+    let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM email_keys WHERE email_key = $1"
     ))
     .bind(email_key)
     .fetch_optional(conn)
-    .await
+    .await?;
+    row.map(EmailKey::try_from).transpose()
 }
 
-/// Atomically spends one attempt of a live key and returns the key as it is
-/// now; `None` when the key is used, expired or out of attempts. Spending
-/// before comparing means concurrent guesses can never exceed the budget.
+/// What spending an attempt on a key found.
+#[derive(Debug)]
+pub enum Attempt {
+    /// One attempt was spent; the key as it is now.
+    Spent(Box<EmailKey>),
+    /// The key was issued for another purpose; nothing was spent.
+    IssuedFor(Purpose),
+    /// No attempts were left.
+    Exhausted,
+    /// Unknown, used or past its lifetime.
+    Expired,
+}
+
+/// Atomically spends one attempt of a live key issued for one of `purposes`.
+/// Spending before comparing means concurrent guesses can never exceed the budget.
 pub async fn spend_attempt(
     conn: &mut Conn,
     email_key: &str,
+    purposes: &[Purpose],
     max_attempts: i64,
     now: Timestamp,
-) -> sqlx::Result<Option<EmailKey>> {
-    sqlx::query_as(&format!(
+) -> sqlx::Result<Attempt> {
+    let placeholders: Vec<String> = (4..4 + purposes.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
         "UPDATE email_keys SET attempts = attempts + 1
          WHERE email_key = $1 AND used_at IS NULL AND expires_at > $3 AND attempts < $2
-         RETURNING {COLUMNS}"
-    ))
-    .bind(email_key)
-    .bind(max_attempts)
-    .bind(now)
-    .fetch_optional(conn)
-    .await
+           AND purpose IN ({})
+         RETURNING {COLUMNS}",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, Row>(&sql)
+        .bind(email_key)
+        .bind(max_attempts)
+        .bind(now);
+    for purpose in purposes {
+        query = query.bind(purpose.as_str());
+    }
+    if let Some(row) = query.fetch_optional(&mut *conn).await? {
+        return Ok(Attempt::Spent(Box::new(row.try_into()?)));
+    }
+    // Nothing was spent: say why.
+    Ok(match get(conn, email_key).await? {
+        Some(key) if !key.is_live(now) => Attempt::Expired,
+        Some(key) if !purposes.contains(&key.purpose) => Attempt::IssuedFor(key.purpose),
+        Some(_) => Attempt::Exhausted,
+        None => Attempt::Expired,
+    })
 }
 
 /// Marks the key used; false when another request used it first.

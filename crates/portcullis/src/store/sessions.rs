@@ -1,35 +1,17 @@
 //! Device sessions and their refresh tokens.
 
-use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use super::Conn;
 use crate::clock::Timestamp;
+use crate::domain::{Device, Label, Platform};
 
-/// What a client tells about its device; every field optional.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Device {
-    pub device_id: Option<String>,
-    pub device_name: Option<String>,
-    pub platform: Option<String>,
-    pub operating_system: Option<String>,
-    pub location: Option<String>,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    pub fcm_token: Option<String>,
-}
-
-#[derive(Debug, Clone, FromRow)]
+/// A device session; its device always has an id.
+#[derive(Debug, Clone)]
 pub struct Session {
     pub id: String,
     pub user_id: String,
-    pub device_id: String,
-    pub device_name: Option<String>,
-    pub platform: Option<String>,
-    pub operating_system: Option<String>,
-    pub location: Option<String>,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
+    pub device: Device,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: Timestamp,
@@ -37,8 +19,51 @@ pub struct Session {
     pub expires_at: Timestamp,
 }
 
+#[derive(FromRow)]
+struct Row {
+    id: String,
+    user_id: String,
+    device_id: String,
+    device_name: Option<String>,
+    platform: Option<String>,
+    operating_system: Option<String>,
+    location: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    fcm_token: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    created_at: Timestamp,
+    last_seen_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl From<Row> for Session {
+    fn from(r: Row) -> Self {
+        Session {
+            id: r.id,
+            user_id: r.user_id,
+            device: Device {
+                id: Some(Label::trusted(r.device_id)),
+                name: r.device_name.map(Label::trusted),
+                platform: r.platform.as_deref().and_then(Platform::parse),
+                operating_system: r.operating_system.map(Label::trusted),
+                location: r.location.map(Label::trusted),
+                latitude: r.latitude,
+                longitude: r.longitude,
+                fcm_token: r.fcm_token.map(Label::trusted),
+            },
+            ip: r.ip,
+            user_agent: r.user_agent,
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, user_id, device_id, device_name, platform, operating_system, location, \
-                       latitude, longitude, ip, user_agent, created_at, last_seen_at, expires_at";
+                       latitude, longitude, fcm_token, ip, user_agent, created_at, last_seen_at, expires_at";
 
 pub struct NewSession<'a> {
     pub id: &'a str,
@@ -59,13 +84,13 @@ pub async fn insert(conn: &mut Conn, s: &NewSession<'_>, now: Timestamp) -> sqlx
     .bind(s.id)
     .bind(s.user_id)
     .bind(s.device_id)
-    .bind(s.device.device_name.as_deref())
-    .bind(s.device.platform.as_deref())
-    .bind(s.device.operating_system.as_deref())
-    .bind(s.device.location.as_deref())
+    .bind(s.device.name.as_ref().map(Label::as_str))
+    .bind(s.device.platform.map(Platform::as_str))
+    .bind(s.device.operating_system.as_ref().map(Label::as_str))
+    .bind(s.device.location.as_ref().map(Label::as_str))
     .bind(s.device.latitude)
     .bind(s.device.longitude)
-    .bind(s.device.fcm_token.as_deref())
+    .bind(s.device.fcm_token.as_ref().map(Label::as_str))
     .bind(s.ip)
     .bind(s.user_agent)
     .bind(now)
@@ -112,14 +137,15 @@ pub async fn list_live(
     user_id: &str,
     now: Timestamp,
 ) -> sqlx::Result<Vec<Session>> {
-    sqlx::query_as(&format!(
+    let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
          ORDER BY last_seen_at DESC, id"
     ))
     .bind(user_id)
     .bind(now)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(Session::from).collect())
 }
 
 pub async fn revoke(
@@ -195,15 +221,13 @@ pub async fn touch(
     Ok(())
 }
 
-/// A stored refresh token with the state of its session.
+/// A stored refresh token of a live session.
 #[derive(Debug, Clone, FromRow)]
 pub struct RefreshToken {
     pub session_id: String,
     pub user_id: String,
     pub device_id: String,
     pub expires_at: Timestamp,
-    pub rotated_at: Option<Timestamp>,
-    pub session_live: i64,
 }
 
 pub async fn insert_refresh(
@@ -226,16 +250,16 @@ pub async fn insert_refresh(
     Ok(())
 }
 
+/// The token, if it is unexpired and its session live.
 pub async fn find_refresh(
     conn: &mut Conn,
     token_hash: &str,
     now: Timestamp,
 ) -> sqlx::Result<Option<RefreshToken>> {
     sqlx::query_as(
-        "SELECT r.session_id, s.user_id, s.device_id, r.expires_at, r.rotated_at,
-                CASE WHEN s.revoked_at IS NULL AND s.expires_at > $2 THEN 1 ELSE 0 END AS session_live
+        "SELECT r.session_id, s.user_id, s.device_id, r.expires_at
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
-         WHERE r.token_hash = $1",
+         WHERE r.token_hash = $1 AND r.expires_at > $2 AND s.revoked_at IS NULL AND s.expires_at > $2",
     )
     .bind(token_hash)
     .bind(now)
@@ -243,23 +267,33 @@ pub async fn find_refresh(
     .await
 }
 
-/// Marks a token rotated; false when a concurrent refresh rotated it first.
-pub async fn mark_rotated(conn: &mut Conn, token_hash: &str, now: Timestamp) -> sqlx::Result<bool> {
+/// What rotating a refresh token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// This request rotated it.
+    Rotated,
+    /// Rotated before (or a moment ago by a racing request), at this time.
+    RotatedAt(Timestamp),
+    /// The token is gone (purged meanwhile).
+    Gone,
+}
+
+/// Marks a token rotated, unless it was already.
+pub async fn rotate(conn: &mut Conn, token_hash: &str, now: Timestamp) -> sqlx::Result<Rotation> {
     let done = sqlx::query(
         "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL",
     )
     .bind(token_hash)
     .bind(now)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub async fn rotated_at(conn: &mut Conn, token_hash: &str) -> sqlx::Result<Option<Timestamp>> {
+    if done.rows_affected() == 1 {
+        return Ok(Rotation::Rotated);
+    }
     let at: Option<Option<Timestamp>> =
         sqlx::query_scalar("SELECT rotated_at FROM refresh_tokens WHERE token_hash = $1")
             .bind(token_hash)
             .fetch_optional(conn)
             .await?;
-    Ok(at.flatten())
+    Ok(at.flatten().map_or(Rotation::Gone, Rotation::RotatedAt))
 }

@@ -5,27 +5,55 @@ use sqlx::FromRow;
 use super::Conn;
 use crate::clock::Timestamp;
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: String,
     pub email: String,
     pub username: Option<String>,
     pub name: Option<String>,
     pub password_hash: Option<String>,
-    pub verified: i64,
-    pub disabled: i64,
-    pub totp_enabled: i64,
+    pub verified: bool,
+    pub disabled: bool,
+    pub totp_enabled: bool,
     pub created_at: Timestamp,
 }
 
-impl User {
-    pub fn is_verified(&self) -> bool {
-        self.verified != 0
-    }
+/// A `users` row as stored: flags are 0/1 integers on both backends.
+#[derive(FromRow)]
+struct Row {
+    id: String,
+    email: String,
+    username: Option<String>,
+    name: Option<String>,
+    password_hash: Option<String>,
+    verified: i64,
+    disabled: i64,
+    totp_enabled: i64,
+    created_at: Timestamp,
+}
 
-    pub fn is_disabled(&self) -> bool {
-        self.disabled != 0
+impl From<Row> for User {
+    fn from(r: Row) -> Self {
+        User {
+            id: r.id,
+            email: r.email,
+            username: r.username,
+            name: r.name,
+            password_hash: r.password_hash,
+            verified: r.verified != 0,
+            disabled: r.disabled != 0,
+            totp_enabled: r.totp_enabled != 0,
+            created_at: r.created_at,
+        }
     }
+}
+
+async fn one(conn: &mut Conn, filter: &str, value: &str) -> sqlx::Result<Option<User>> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE {filter}"))
+        .bind(value)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(User::from))
 }
 
 const COLUMNS: &str =
@@ -58,35 +86,25 @@ pub async fn insert(conn: &mut Conn, user: &NewUser<'_>, now: Timestamp) -> sqlx
 }
 
 pub async fn by_id(conn: &mut Conn, id: &str) -> sqlx::Result<Option<User>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    one(conn, "id = $1", id).await
 }
 
 pub async fn by_email(conn: &mut Conn, email: &str) -> sqlx::Result<Option<User>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"))
-        .bind(email)
-        .fetch_optional(conn)
-        .await
+    one(conn, "email = $1", email).await
 }
 
 /// By email or by username (both are stored in lower case).
 pub async fn by_login(conn: &mut Conn, login: &str) -> sqlx::Result<Option<User>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM users WHERE email = $1 OR username = $1"
-    ))
-    .bind(login)
-    .fetch_optional(conn)
-    .await
+    one(conn, "email = $1 OR username = $1", login).await
 }
 
 pub async fn list(conn: &mut Conn) -> sqlx::Result<Vec<User>> {
-    sqlx::query_as(&format!(
+    let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM users ORDER BY created_at, email"
     ))
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(User::from).collect())
 }
 
 pub async fn mark_verified(conn: &mut Conn, id: &str, now: Timestamp) -> sqlx::Result<()> {

@@ -1,0 +1,224 @@
+//! Logging in: the password step, the emailed code that completes it (also
+//! for registrations), and sending a fresh code.
+
+use secrecy::SecretString;
+use tracing::instrument;
+
+use super::email_keys::{self, CodeCheck, KeyFor};
+use super::grant::{start_session, Grant};
+use super::{Client, StepOne};
+use crate::audit::{Event, Kind};
+use crate::config::LoginVerification;
+use crate::crypto::hex;
+use crate::domain::{Code, Device, LoginName};
+use crate::error::ApiError;
+use crate::services::Services;
+use crate::store::keys::{self, Purpose};
+use crate::store::{sessions, users};
+
+pub struct Login {
+    pub login: LoginName,
+    pub password: SecretString,
+    pub device: Device,
+}
+
+pub enum LoginOutcome {
+    /// A code was mailed; the client continues with `verify`.
+    Code(StepOne),
+    /// No code was needed (policy `never`, or `new_device` on a known device).
+    Tokens(Box<Grant>),
+}
+
+/// Login step 1: checks the password, then decides whether a code is needed.
+#[instrument(skip_all)]
+pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginOutcome, ApiError> {
+    let user = users::by_login(&mut *s.read().await?, input.login.as_str()).await?;
+    // Unknown user, no password and wrong password all cost one hash and give one answer.
+    let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
+    let ok = s.hasher.verify(&input.password, stored).await?;
+    let now = s.now();
+    let user = match user {
+        Some(user) if ok && !user.disabled => user,
+        user => {
+            // The disabled answer is only for the right password.
+            let (detail, error) = match &user {
+                Some(u) if ok && u.disabled => ("account_disabled", ApiError::AccountDisabled),
+                _ => ("invalid_credentials", ApiError::InvalidCredentials),
+            };
+            let event = Event {
+                user_id: user.as_ref().map(|u| u.id.as_str()),
+                ..Event::new(Kind::LoginFailed)
+            };
+            let mut work = s.begin().await?;
+            work.audit(event.ip(client.ip.as_deref()).detail(detail), now)
+                .await?;
+            work.commit().await?;
+            return Err(error);
+        }
+    };
+    let needs_code = !user.verified
+        || match s.config.login_verification {
+            LoginVerification::Always => true,
+            LoginVerification::Never => false,
+            LoginVerification::NewDevice => match &input.device.id {
+                Some(device_id) => {
+                    let mut conn = s.read().await?;
+                    !sessions::live_for_device(&mut conn, &user.id, device_id.as_str(), now).await?
+                }
+                None => true,
+            },
+        };
+    // Every unit of work starts with a write, so SQLite writers queue instead of failing.
+    let mut work = s.begin().await?;
+    let outcome = if needs_code {
+        let purpose = if user.verified {
+            Purpose::Login
+        } else {
+            Purpose::Register
+        };
+        let key = KeyFor {
+            user_id: &user.id,
+            email: &user.email,
+            purpose,
+            device: Some(&input.device),
+            password_hash: None,
+        };
+        let email_key = email_keys::issue(s, &mut work, &key, now).await?;
+        LoginOutcome::Code(StepOne {
+            email_key,
+            email: user.email,
+            is_register: purpose == Purpose::Register,
+        })
+    } else {
+        let grant = start_session(s, &mut work, user, input.device, client, now).await?;
+        let event = Event::new(Kind::LoginSucceeded)
+            .user(&grant.user.id)
+            .session(&grant.session_id);
+        work.audit(event.ip(client.ip.as_deref()).detail("password"), now)
+            .await?;
+        LoginOutcome::Tokens(Box::new(grant))
+    };
+    work.commit().await?;
+    Ok(outcome)
+}
+
+/// Login step 2 (and registration's): the code for tokens. `is_register`,
+/// when given, must match what the key was issued for.
+#[instrument(skip_all)]
+pub async fn verify(
+    s: &Services,
+    email_key: &str,
+    code: &Code,
+    is_register: Option<bool>,
+    device: Device,
+    client: &Client,
+) -> Result<Grant, ApiError> {
+    let now = s.now();
+    let purposes: &[Purpose] = match is_register {
+        None => &[Purpose::Register, Purpose::Login],
+        Some(true) => &[Purpose::Register],
+        Some(false) => &[Purpose::Login],
+    };
+    let mut work = s.begin().await?;
+    let key = match email_keys::check_code(s, &mut work, email_key, code, purposes, now).await? {
+        CodeCheck::Accepted(key) => key,
+        CodeCheck::IssuedFor(issued @ (Purpose::Register | Purpose::Login)) => {
+            let issued = if issued == Purpose::Register {
+                "a registration"
+            } else {
+                "a login"
+            };
+            return Err(ApiError::field(
+                "is_register",
+                format!("This key was issued for {issued}"),
+            ));
+        }
+        refused => {
+            // The attempt it spent must stay counted.
+            work.commit().await?;
+            return Err(refused.refusal());
+        }
+    };
+    let user_id = key
+        .user_id
+        .as_deref()
+        .ok_or(ApiError::VerificationExpired)?;
+    let mut user = users::by_id(&mut work, user_id)
+        .await?
+        .ok_or(ApiError::VerificationExpired)?;
+    if user.disabled {
+        return Err(ApiError::AccountDisabled);
+    }
+    if key.purpose == Purpose::Register {
+        if let Some(hash) = &key.password_hash {
+            users::set_password(&mut work, &user.id, hash, now).await?;
+        }
+        users::mark_verified(&mut work, &user.id, now).await?;
+        // Other registration keys carry other passwords: none may apply any more.
+        keys::retire_purpose(&mut work, &user.id, Purpose::Register, now).await?;
+        user.verified = true;
+    }
+    // Device fields given now take precedence over those given at step 1.
+    let device = device.or(key.device.unwrap_or_default());
+    let grant = start_session(s, &mut work, user, device, client, now).await?;
+    let event = Event::new(Kind::LoginSucceeded)
+        .user(&grant.user.id)
+        .session(&grant.session_id);
+    work.audit(event.ip(client.ip.as_deref()).detail("code"), now)
+        .await?;
+    work.commit().await?;
+    Ok(grant)
+}
+
+/// Sends a fresh code for a key; the old code stops working. Attempts are
+/// not reset, the cooldown counts from the previous send, resends are capped.
+#[instrument(skip_all)]
+pub async fn resend(s: &Services, email_key: &str) -> Result<StepOne, ApiError> {
+    let now = s.now();
+    let key = keys::get(&mut *s.read().await?, email_key).await?;
+    let Some(key) = key.filter(|k| k.used_at.is_none()) else {
+        return Err(ApiError::VerificationExpired);
+    };
+    if key.attempts >= s.config.code_max_attempts || key.resends >= s.config.resend_max {
+        return Err(ApiError::VerificationAttemptsExceeded);
+    }
+    let cooldown = s.config.resend_cooldown.as_secs() as i64;
+    if now < key.sent_at + cooldown {
+        return Err(ApiError::ResendTooSoon {
+            retry_after: key.sent_at + cooldown - now,
+        });
+    }
+    let code = s.secrets.random_code(s.config.code_digits);
+    // A decoy keeps a hash no code matches.
+    let code_hash = match key.user_id {
+        Some(_) => s.secrets.code_hash(email_key, &code),
+        None => hex(&s.secrets.random::<32>()),
+    };
+    let mut work = s.begin().await?;
+    let update = keys::Resend {
+        email_key,
+        code_hash: &code_hash,
+        expires_at: now + s.config.code_ttl.as_secs() as i64,
+        sent_before: now - cooldown,
+        max_resends: s.config.resend_max,
+        max_attempts: s.config.code_max_attempts,
+    };
+    if !keys::resend(&mut work, &update, now).await? {
+        return Err(ApiError::ResendTooSoon {
+            retry_after: cooldown,
+        });
+    }
+    // A decoy sends nothing; its answer is the same.
+    if let Some(user_id) = &key.user_id {
+        let sent = Event::new(Kind::CodeSent).user(user_id).detail("resend");
+        work.audit(sent, now).await?;
+        let message = email_keys::message(s, key.purpose, &code);
+        work.mail(&key.email, message, now).await?;
+    }
+    work.commit().await?;
+    Ok(StepOne {
+        email_key: email_key.to_owned(),
+        email: key.email,
+        is_register: key.purpose == Purpose::Register,
+    })
+}
