@@ -166,8 +166,9 @@ pub struct MessageResponse {
     pub message: String,
 }
 
+/// The device of a session, as the client described it at login.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SessionBody {
+pub struct DeviceBody {
     pub device_id: String,
     pub device_name: Option<String>,
     pub platform: Option<String>,
@@ -175,6 +176,12 @@ pub struct SessionBody {
     pub location: Option<String>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionBody {
+    #[serde(flatten)]
+    pub device: DeviceBody,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: String,

@@ -11,6 +11,14 @@ use crate::mail::Message;
 use crate::services::{Services, Work};
 use crate::store::keys::{self, Attempt, EmailKey, Purpose};
 
+/// The answer of a step that mailed a code.
+#[derive(Debug, Clone)]
+pub struct StepOne {
+    pub email_key: String,
+    pub email: String,
+    pub is_register: bool,
+}
+
 /// What a new email key is for.
 pub(super) struct KeyFor<'a> {
     pub user_id: &'a str,

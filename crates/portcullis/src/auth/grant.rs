@@ -1,7 +1,7 @@
 //! Opening a device session and issuing its tokens: what every flow that
 //! ends in a login shares.
 
-use crate::auth::Client;
+use super::caller::Client;
 use crate::clock::Timestamp;
 use crate::crypto::{new_refresh_token, token_hash};
 use crate::domain::{Device, Label};

@@ -4,9 +4,9 @@
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::email_keys::{self, CodeCheck, KeyFor};
+use super::caller::Client;
+use super::email_keys::{self, CodeCheck, KeyFor, StepOne};
 use super::grant::{start_session, Grant};
-use super::{Client, StepOne};
 use crate::audit::{Event, Kind};
 use crate::config::LoginVerification;
 use crate::crypto::hex;

@@ -3,8 +3,8 @@
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::email_keys::{self, CodeCheck, KeyFor};
-use super::{Caller, Client, StepOne};
+use super::caller::{Caller, Client};
+use super::email_keys::{self, CodeCheck, KeyFor, StepOne};
 use crate::audit::{Event, Kind};
 use crate::domain::{Code, Email};
 use crate::error::ApiError;

@@ -3,8 +3,8 @@
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::email_keys::{self, KeyFor};
-use super::{Client, StepOne};
+use super::caller::Client;
+use super::email_keys::{self, KeyFor, StepOne};
 use crate::audit::{Event, Kind};
 use crate::domain::{Email, PersonName, Username};
 use crate::error::ApiError;

@@ -3,8 +3,8 @@
 
 use tracing::instrument;
 
+use super::caller::{Caller, Client};
 use super::grant::Grant;
-use super::{Caller, Client};
 use crate::audit::{Event, Kind};
 use crate::crypto::token_hash;
 use crate::error::ApiError;

@@ -1,10 +1,12 @@
 //! The API's response bodies, built from what the flows return.
 
-use portcullis_proto::{MessageResponse, SessionBody, StepOneResponse, TokenResponse, UserBody};
+use portcullis_proto::{
+    DeviceBody, MessageResponse, SessionBody, StepOneResponse, TokenResponse, UserBody,
+};
 
 use crate::auth::{Grant, StepOne};
 use crate::clock::rfc3339;
-use crate::domain::Label;
+use crate::domain::{Device, Label};
 use crate::store::sessions::Session;
 use crate::store::users::User;
 
@@ -58,12 +60,19 @@ pub fn message(text: impl Into<String>) -> MessageResponse {
 }
 
 pub fn session(s: Session, current_session: &str) -> SessionBody {
-    let d = s.device;
     SessionBody {
         current: s.id == current_session,
         created_at: rfc3339(s.created_at),
         last_seen_at: rfc3339(s.last_seen_at),
         expires_at: rfc3339(s.expires_at),
+        device: device(s.device),
+        ip: s.ip,
+        user_agent: s.user_agent,
+    }
+}
+
+fn device(d: Device) -> DeviceBody {
+    DeviceBody {
         device_id: d.id.map(Label::into_string).unwrap_or_default(),
         device_name: d.name.map(Label::into_string),
         platform: d.platform.map(|p| p.as_str().to_owned()),
@@ -71,7 +80,5 @@ pub fn session(s: Session, current_session: &str) -> SessionBody {
         location: d.location.map(Label::into_string),
         latitude: d.latitude,
         longitude: d.longitude,
-        ip: s.ip,
-        user_agent: s.user_agent,
     }
 }
