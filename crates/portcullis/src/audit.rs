@@ -17,6 +17,12 @@ pub enum Kind {
     PasswordReset,
     AccountDisabled,
     AccountEnabled,
+    /// A code was not even compared: its key was unknown, used, expired or burned.
+    CodeRefused,
+    /// A budget of SPEC §6 ran out; the detail names which.
+    BudgetExhausted,
+    /// Too many consecutive wrong codes: the address's code flows are locked.
+    CodesLocked,
 }
 
 impl Kind {
@@ -33,6 +39,9 @@ impl Kind {
             Kind::PasswordReset => "password_reset",
             Kind::AccountDisabled => "account_disabled",
             Kind::AccountEnabled => "account_enabled",
+            Kind::CodeRefused => "code_refused",
+            Kind::BudgetExhausted => "budget_exhausted",
+            Kind::CodesLocked => "codes_locked",
         }
     }
 }
@@ -44,6 +53,8 @@ pub struct Event<'a> {
     pub user_id: Option<&'a str>,
     pub session_id: Option<&'a str>,
     pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub device_id: Option<&'a str>,
     /// A short reason, e.g. `invalid_credentials`, `logout`.
     pub detail: Option<&'a str>,
 }
@@ -55,6 +66,8 @@ impl<'a> Event<'a> {
             user_id: None,
             session_id: None,
             ip: None,
+            user_agent: None,
+            device_id: None,
             detail: None,
         }
     }
@@ -69,8 +82,15 @@ impl<'a> Event<'a> {
         self
     }
 
-    pub fn ip(mut self, ip: Option<&'a str>) -> Self {
+    /// Where the request came from.
+    pub fn from(mut self, ip: Option<&'a str>, user_agent: Option<&'a str>) -> Self {
         self.ip = ip;
+        self.user_agent = user_agent;
+        self
+    }
+
+    pub fn device(mut self, device_id: Option<&'a str>) -> Self {
+        self.device_id = device_id;
         self
     }
 
@@ -80,23 +100,44 @@ impl<'a> Event<'a> {
     }
 }
 
+/// Writes the event beside the change it belongs to, with the request's
+/// trace id, and logs it. Events that name no account (failures for unknown
+/// addresses) are counted per hour instead, so a flood of them cannot grow
+/// the table without bound.
 pub async fn record(conn: &mut Conn, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
+    let trace_id = crate::error::trace_id();
     tracing::info!(
         event = event.kind.as_str(),
         user_id = event.user_id,
         session_id = event.session_id,
         ip = event.ip,
+        device_id = event.device_id,
         detail = event.detail,
         "audit"
     );
+    if event.user_id.is_none() {
+        sqlx::query(
+            "INSERT INTO audit_tally (event, hour, count) VALUES ($1, $2, 1)
+             ON CONFLICT (event, hour) DO UPDATE SET count = audit_tally.count + 1",
+        )
+        .bind(event.kind.as_str())
+        .bind(now - now.rem_euclid(3600))
+        .execute(conn)
+        .await?;
+        return Ok(());
+    }
     sqlx::query(
-        "INSERT INTO audit_log (at, event, user_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO audit_log (at, event, user_id, session_id, ip, user_agent, device_id, trace_id, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(now)
     .bind(event.kind.as_str())
     .bind(event.user_id)
     .bind(event.session_id)
     .bind(event.ip)
+    .bind(event.user_agent)
+    .bind(event.device_id)
+    .bind(Some(trace_id).filter(|t| !t.is_empty()))
     .bind(event.detail)
     .execute(conn)
     .await?;

@@ -33,11 +33,20 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("refresh_grace", Some("30s")),
     ("code_ttl", Some("5m")),
     ("code_digits", Some("4")),
+    ("reset_code_digits", Some("6")),
     ("code_max_attempts", Some("5")),
     ("resend_cooldown", Some("60s")),
     ("resend_max", Some("5")),
     ("live_keys_per_account", Some("3")),
     ("password_min_length", Some("8")),
+    ("login_account_budget", Some("5/15m")),
+    ("login_ip_budget", Some("20/1m")),
+    ("code_account_budget", Some("10/15m")),
+    ("code_ip_budget", Some("20/1m")),
+    ("code_lock_after", Some("100")),
+    ("code_lock", Some("24h")),
+    ("mail_address_budget", Some("10/1h")),
+    ("mail_ip_budget", Some("30/1h")),
     ("hash_concurrency", None),
     ("hash_queue", Some("64")),
     ("trusted_proxies", Some("")),
@@ -99,11 +108,28 @@ pub struct Config {
     pub refresh_grace: Duration,
     pub code_ttl: Duration,
     pub code_digits: u32,
+    /// Digits of password-reset codes, which hand over the account.
+    pub reset_code_digits: u32,
     pub code_max_attempts: i64,
     pub resend_cooldown: Duration,
     pub resend_max: i64,
     pub live_keys_per_account: i64,
     pub password_min_length: usize,
+    /// Failed logins per account (SPEC §6).
+    pub login_account_budget: Budget,
+    /// Failed logins per client IP.
+    pub login_ip_budget: Budget,
+    /// Wrong emailed codes per address, across all its keys.
+    pub code_account_budget: Budget,
+    /// Wrong emailed codes per client IP.
+    pub code_ip_budget: Budget,
+    /// Consecutive wrong codes that lock an address's code flows for `code_lock`.
+    pub code_lock_after: i64,
+    pub code_lock: Duration,
+    /// Requests that mail a code (register, forgot, resend) per address.
+    pub mail_address_budget: Budget,
+    /// Requests that mail a code per client IP.
+    pub mail_ip_budget: Budget,
     pub hash_concurrency: usize,
     pub hash_queue: usize,
     pub trusted_proxies: Vec<IpNet>,
@@ -268,10 +294,11 @@ impl Settings {
                 Err("expected sqlite://PATH or postgres://...".into())
             }
         })?;
-        let code_digits = self.parse("code_digits", |s| match s.parse::<u32>() {
+        let digits = |s: &str| match s.parse::<u32>() {
             Ok(n @ 4..=8) => Ok(n),
-            _ => Err("expected a number from 4 to 8".into()),
-        })?;
+            _ => Err("expected a number from 4 to 8".to_owned()),
+        };
+        let code_digits = self.parse("code_digits", digits)?;
         let config = Config {
             listen,
             database_url,
@@ -296,6 +323,7 @@ impl Settings {
             refresh_grace: self.parse("refresh_grace", parse_duration)?,
             code_ttl: self.parse("code_ttl", parse_duration)?,
             code_digits,
+            reset_code_digits: self.parse("reset_code_digits", digits)?,
             code_max_attempts: self.parse("code_max_attempts", parse_positive)?,
             resend_cooldown: self.parse("resend_cooldown", parse_duration)?,
             resend_max: self.parse("resend_max", parse_positive)?,
@@ -306,6 +334,14 @@ impl Settings {
                     _ => Err("expected a number from 1 to 256".into()),
                 }
             })?,
+            login_account_budget: self.parse("login_account_budget", parse_budget)?,
+            login_ip_budget: self.parse("login_ip_budget", parse_budget)?,
+            code_account_budget: self.parse("code_account_budget", parse_budget)?,
+            code_ip_budget: self.parse("code_ip_budget", parse_budget)?,
+            code_lock_after: self.parse("code_lock_after", parse_positive)?,
+            code_lock: self.parse("code_lock", parse_duration)?,
+            mail_address_budget: self.parse("mail_address_budget", parse_budget)?,
+            mail_ip_budget: self.parse("mail_ip_budget", parse_budget)?,
             hash_concurrency: match self.get("hash_concurrency") {
                 Some(_) => self.parse("hash_concurrency", |s| {
                     parse_positive(s).map(|n| n as usize)
@@ -391,6 +427,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// So many tries per window of so many seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub tries: i64,
+    pub window: i64,
+}
+
+/// Parses `5/15m`: five tries per fifteen minutes.
+fn parse_budget(s: &str) -> Result<Budget, String> {
+    let expected = || "expected tries per window, such as 5/15m".to_owned();
+    let (tries, window) = s.split_once('/').ok_or_else(expected)?;
+    let tries = parse_positive(tries.trim()).map_err(|_| expected())?;
+    let window = parse_duration(window.trim())?.as_secs() as i64;
+    if window == 0 {
+        return Err(expected());
+    }
+    Ok(Budget { tries, window })
+}
+
 fn parse_bool(s: &str) -> Result<bool, String> {
     match s {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -438,6 +493,20 @@ mod tests {
         assert_eq!(config.issuer, "http://127.0.0.1:8080");
         assert_eq!(config.access_ttl, Duration::from_secs(86_400));
         assert_eq!(config.code_digits, 4);
+    }
+
+    #[test]
+    fn budgets_parse_as_tries_per_window() {
+        assert_eq!(
+            parse_budget("5/15m"),
+            Ok(Budget {
+                tries: 5,
+                window: 900
+            })
+        );
+        assert!(parse_budget("5").is_err());
+        assert!(parse_budget("0/1m").is_err());
+        assert!(parse_budget("5/0s").is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct Secrets {
     aead: LessSafeKey,
     code_key: hmac::Key,
     refresh_key: hmac::Key,
+    pseudonym_key: hmac::Key,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -94,6 +95,10 @@ impl Secrets {
                 hmac::HMAC_SHA256,
                 derive("portcullis/refresh/v1").as_ref(),
             ),
+            pseudonym_key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                derive("portcullis/pseudonyms/v1").as_ref(),
+            ),
         }
     }
 
@@ -131,6 +136,13 @@ impl Secrets {
         ctx.update(b":");
         ctx.update(code.as_bytes());
         hex(ctx.sign().as_ref())
+    }
+
+    /// An opaque, stable stand-in for a value such as an email address, for
+    /// budget buckets: the same for the same value, telling nothing of it
+    /// without the master key.
+    pub fn pseudonym(&self, value: &str) -> String {
+        hex(&hmac::sign(&self.pseudonym_key, value.as_bytes()).as_ref()[..16])
     }
 
     /// The refresh token that replaces `token` on rotation. Derived rather than

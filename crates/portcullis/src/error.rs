@@ -55,6 +55,12 @@ pub enum ApiError {
     /// 429 `RESEND_TOO_SOON` with `details.retry_after` and `Retry-After`.
     #[error("resend too soon")]
     ResendTooSoon { retry_after: i64 },
+    /// 429 `TOO_MANY_LOGIN_ATTEMPTS` with `details.retry_after` and `Retry-After`.
+    #[error("too many login attempts")]
+    TooManyLoginAttempts { retry_after: i64 },
+    /// 429 `RATE_LIMITED` with `details.retry_after` and `Retry-After`.
+    #[error("rate limited")]
+    RateLimited { retry_after: i64 },
     /// 401 `REFRESH_TOKEN_INVALID`.
     #[error("refresh token invalid")]
     RefreshTokenInvalid,
@@ -173,6 +179,16 @@ impl ApiError {
                 "RESEND_TOO_SOON",
                 "Please wait before requesting another code".into(),
             ),
+            TooManyLoginAttempts { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_LOGIN_ATTEMPTS",
+                "Too many failed login attempts; try again later".into(),
+            ),
+            RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "Too many requests; try again later".into(),
+            ),
             RefreshTokenInvalid => (
                 unauthorized,
                 "REFRESH_TOKEN_INVALID",
@@ -218,7 +234,9 @@ impl ApiError {
             ApiError::InvalidVerificationCode { attempts_remaining } => {
                 json!({ "attempts_remaining": attempts_remaining })
             }
-            ApiError::ResendTooSoon { retry_after } => json!({ "retry_after": retry_after }),
+            ApiError::ResendTooSoon { retry_after }
+            | ApiError::TooManyLoginAttempts { retry_after }
+            | ApiError::RateLimited { retry_after } => json!({ "retry_after": retry_after }),
             _ => json!({}),
         }
     }
@@ -274,7 +292,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         let retry_after = match self {
-            ApiError::ResendTooSoon { retry_after } => Some(retry_after.max(1)),
+            ApiError::ResendTooSoon { retry_after }
+            | ApiError::TooManyLoginAttempts { retry_after }
+            | ApiError::RateLimited { retry_after } => Some(retry_after.max(1)),
             ApiError::Unavailable(_) => Some(1),
             _ => None,
         };

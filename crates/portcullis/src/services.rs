@@ -62,9 +62,24 @@ impl Work<'_> {
         message: Message<'_>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        self.mailer.enqueue(&mut self.tx, to, message, now).await?;
+        self.mailer
+            .enqueue(&mut self.tx, to, message, false, now)
+            .await?;
         self.mailed = true;
         Ok(())
+    }
+
+    /// Stores a message that is never sent, at the cost of a real one: the
+    /// decoy of a message to an address with no account.
+    pub async fn withhold(
+        &mut self,
+        to: &str,
+        message: Message<'_>,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        self.mailer
+            .enqueue(&mut self.tx, to, message, true, now)
+            .await
     }
 
     /// Records a security event with the change it belongs to.

@@ -1,8 +1,11 @@
 //! Email keys and their codes, the mechanics that register, login and
-//! password reset share: issuing a key and mailing its code, decoys for
-//! addresses without an account, and checking a code against its budget.
+//! password reset share: issuing a key and mailing its code (or, for an
+//! address with no account, a decoy that costs and answers the same), and
+//! checking a code against the key's attempts and the address's budgets.
 
-use crate::audit::{Event, Kind};
+use super::caller::{Client, Who};
+use super::limits::{self, Bucket};
+use crate::audit::Kind;
 use crate::clock::Timestamp;
 use crate::crypto::{ct_eq, hex};
 use crate::domain::{Code, Device};
@@ -10,6 +13,7 @@ use crate::error::ApiError;
 use crate::mail::Message;
 use crate::services::{Services, Work};
 use crate::store::keys::{self, Attempt, EmailKey, Purpose};
+use crate::store::users;
 
 /// The answer of a step that mailed a code.
 #[derive(Debug, Clone)]
@@ -21,74 +25,70 @@ pub struct StepOne {
 
 /// What a new email key is for.
 pub(super) struct KeyFor<'a> {
-    pub user_id: &'a str,
+    /// `None` for a decoy: an address with no account (or one that must not
+    /// learn anything), whose key no code will ever match.
+    pub user_id: Option<&'a str>,
     pub email: &'a str,
     pub purpose: Purpose,
     /// Device fields of login step 1, for the session that verifying opens.
     pub device: Option<&'a Device>,
-    /// A registration's password, set on the account when the code is verified.
+    /// A registration's password and username, set on the account when the code is verified.
     pub password_hash: Option<&'a str>,
+    pub username: Option<&'a str>,
 }
 
 /// Creates a key, mails its code and retires the account's oldest live keys
-/// beyond the allowed number, all inside `work`.
+/// beyond the allowed number, all inside `work`. A decoy goes through the
+/// same steps, so that its answer takes as long, but its mail is withheld.
 pub(super) async fn issue(
     s: &Services,
     work: &mut Work<'_>,
     key: &KeyFor<'_>,
     now: Timestamp,
 ) -> Result<String, ApiError> {
-    let email_key = new_email_key(s);
-    let code = s.secrets.random_code(s.config.code_digits);
+    let email_key = uuid::Builder::from_random_bytes(s.secrets.random())
+        .into_uuid()
+        .to_string();
+    let code = s.secrets.random_code(digits(s, key.purpose));
+    let code_hash = match key.user_id {
+        Some(_) => s.secrets.code_hash(&email_key, &code),
+        None => hex(&s.secrets.random::<32>()),
+    };
     let new = keys::NewKey {
         email_key: &email_key,
-        user_id: Some(key.user_id),
+        user_id: key.user_id,
         email: key.email,
         purpose: key.purpose,
-        code_hash: &s.secrets.code_hash(&email_key, &code),
+        code_hash: &code_hash,
         expires_at: now + s.config.code_ttl.as_secs() as i64,
         device: key.device,
         password_hash: key.password_hash,
+        username: key.username,
     };
     keys::insert(work, &new, now).await?;
-    let sent = Event::new(Kind::CodeSent)
-        .user(key.user_id)
-        .detail(key.purpose.as_str());
-    work.audit(sent, now).await?;
-    keys::retire_beyond(
-        work,
-        key.user_id,
-        &email_key,
-        s.config.live_keys_per_account,
-        now,
-    )
-    .await?;
-    work.mail(key.email, message(s, key.purpose, &code), now)
-        .await?;
+    let sent = crate::audit::Event {
+        user_id: key.user_id,
+        ..crate::audit::Event::new(Kind::CodeSent)
+    };
+    work.audit(sent.detail(key.purpose.as_str()), now).await?;
+    let message = message(s, key.purpose, &code);
+    match key.user_id {
+        Some(user_id) => {
+            let keep = s.config.live_keys_per_account;
+            keys::retire_beyond(work, user_id, &email_key, keep, now).await?;
+            work.mail(key.email, message, now).await?;
+        }
+        None => work.withhold(key.email, message, now).await?,
+    }
     Ok(email_key)
 }
 
-/// A key that behaves like a real one but whose stored hash no code matches.
-pub(super) async fn decoy(
-    s: &Services,
-    work: &mut Work<'_>,
-    email: &str,
-    purpose: Purpose,
-    now: Timestamp,
-) -> Result<String, ApiError> {
-    let email_key = new_email_key(s);
-    let key = keys::NewKey {
-        email_key: &email_key,
-        user_id: None,
-        email,
-        purpose,
-        code_hash: &hex(&s.secrets.random::<32>()),
-        expires_at: now + s.config.code_ttl.as_secs() as i64,
-        device: None,
-        password_hash: None,
-    };
-    keys::insert(work, &key, now).await?;
-    Ok(email_key)
+/// Reset codes hand over the account: they are longer (SPEC §6).
+pub(super) fn digits(s: &Services, purpose: Purpose) -> u32 {
+    match purpose {
+        Purpose::Reset => s.config.reset_code_digits,
+        Purpose::Register | Purpose::Login => s.config.code_digits,
+    }
 }
 
 /// The message that carries a code for `purpose`.
@@ -99,24 +99,6 @@ pub(super) fn message<'a>(s: &Services, purpose: Purpose, code: &'a str) -> Mess
         Purpose::Login => Message::LoginCode { code, minutes },
         Purpose::Reset => Message::ResetCode { code, minutes },
     }
-}
-
-/// After a password change, codes started with the old password must not finish.
-pub(super) async fn retire_pending_logins(
-    work: &mut Work<'_>,
-    user_id: &str,
-    now: Timestamp,
-) -> sqlx::Result<()> {
-    for purpose in [Purpose::Login, Purpose::Reset] {
-        keys::retire_purpose(work, user_id, purpose, now).await?;
-    }
-    Ok(())
-}
-
-fn new_email_key(s: &Services) -> String {
-    uuid::Builder::from_random_bytes(s.secrets.random())
-        .into_uuid()
-        .to_string()
 }
 
 /// What checking a code found.
@@ -132,6 +114,8 @@ pub(super) enum CodeCheck {
     Expired,
     /// The key was issued for another purpose; no attempt was spent.
     IssuedFor(Purpose),
+    /// A budget of the address or the client is spent; nothing was compared.
+    Limited(ApiError),
 }
 
 impl CodeCheck {
@@ -143,6 +127,7 @@ impl CodeCheck {
                 attempts_remaining: attempts_left,
             },
             CodeCheck::Exhausted => ApiError::VerificationAttemptsExceeded,
+            CodeCheck::Limited(error) => error,
             CodeCheck::Accepted(_) | CodeCheck::Expired | CodeCheck::IssuedFor(_) => {
                 ApiError::VerificationExpired
             }
@@ -150,34 +135,69 @@ impl CodeCheck {
     }
 }
 
-/// Checks a code against a key issued for one of `purposes`, spending one
-/// attempt atomically first so that concurrent guesses never exceed the
-/// budget. On success the key is consumed. Commit `work` either way: a
-/// wrong guess must stay counted.
+/// Checks a code against a key issued for one of `purposes`. Before the
+/// compare it spends, atomically, one attempt of the key and one try of the
+/// address's and the client's code budgets, so that no more guesses are
+/// ever compared than the budgets allow, whatever runs concurrently. A
+/// success gives the budgets their try back and ends the address's run of
+/// failures; the run's `code_lock_after`th failure locks the address's code
+/// flows and tells its owner. Commit `work` whatever the outcome: a wrong
+/// guess must stay counted.
 pub(super) async fn check_code(
     s: &Services,
     work: &mut Work<'_>,
     email_key: &str,
     code: &Code,
     purposes: &[Purpose],
+    client: &Client,
     now: Timestamp,
 ) -> Result<CodeCheck, ApiError> {
     let max = s.config.code_max_attempts;
     let key = match keys::spend_attempt(work, email_key, purposes, max, now).await? {
         Attempt::Spent(key) => key,
         Attempt::IssuedFor(purpose) => return Ok(CodeCheck::IssuedFor(purpose)),
-        Attempt::Exhausted => return Ok(CodeCheck::Exhausted),
-        Attempt::Expired => return Ok(CodeCheck::Expired),
+        refused => {
+            let detail = match refused {
+                Attempt::Exhausted => "burned_key",
+                _ => "expired_or_unknown_key",
+            };
+            work.audit(client.event(Kind::CodeRefused).detail(detail), now)
+                .await?;
+            return Ok(match refused {
+                Attempt::Exhausted => CodeCheck::Exhausted,
+                _ => CodeCheck::Expired,
+            });
+        }
     };
+    let who = Who {
+        client,
+        user_id: key.user_id.as_deref(),
+        device_id: key
+            .device
+            .as_ref()
+            .and_then(|d| d.id.as_ref())
+            .map(|id| id.as_str()),
+    };
+    let address = s.secrets.pseudonym(&key.email);
+    let mut buckets = vec![Bucket::CodeAddress(&address)];
+    buckets.extend(client.ip.as_deref().map(Bucket::CodeIp));
+    if let Err(limited) = limits::spend(s, work, &buckets, who, now).await {
+        // Nothing was compared: the key keeps its attempt.
+        keys::refund_attempt(work, email_key).await?;
+        return Ok(CodeCheck::Limited(limited));
+    }
     if !ct_eq(
         &s.secrets.code_hash(email_key, code.as_str()),
         &key.code_hash,
     ) {
-        let event = Event {
-            user_id: key.user_id.as_deref(),
-            ..Event::new(Kind::CodeFailed)
-        };
-        work.audit(event.detail(key.purpose.as_str()), now).await?;
+        work.audit(
+            who.event(Kind::CodeFailed).detail(key.purpose.as_str()),
+            now,
+        )
+        .await?;
+        if limits::fail(s, work, Bucket::CodeAddress(&address), now).await? {
+            codes_locked(s, work, &key, who, now).await?;
+        }
         return Ok(CodeCheck::Wrong {
             attempts_left: max - key.attempts,
         });
@@ -185,5 +205,23 @@ pub(super) async fn check_code(
     if !keys::consume(work, email_key, now).await? {
         return Ok(CodeCheck::Expired);
     }
+    limits::refund(work, &buckets).await?;
     Ok(CodeCheck::Accepted(key))
+}
+
+/// Records the lock and mails the owner, if the address has an account.
+async fn codes_locked(
+    s: &Services,
+    work: &mut Work<'_>,
+    key: &EmailKey,
+    who: Who<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    work.audit(who.event(Kind::CodesLocked), now).await?;
+    let hours = (s.config.code_lock.as_secs() as i64 + 3599) / 3600;
+    if let Some(user) = users::by_email(work, &key.email).await? {
+        work.mail(&user.email, Message::CodesLocked { hours }, now)
+            .await?;
+    }
+    Ok(())
 }

@@ -4,10 +4,11 @@
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::caller::Client;
+use super::caller::{Client, Who};
 use super::email_keys::{self, CodeCheck, KeyFor, StepOne};
 use super::grant::{start_session, Grant};
-use crate::audit::{Event, Kind};
+use super::limits::{self, Bucket};
+use crate::audit::Kind;
 use crate::config::LoginVerification;
 use crate::crypto::hex;
 use crate::domain::{Code, Device, LoginName};
@@ -30,13 +31,34 @@ pub enum LoginOutcome {
 }
 
 /// Login step 1: checks the password, then decides whether a code is needed.
+/// A try of the account's and the client's login budgets is spent before
+/// the hash and given back when the password is right.
 #[instrument(skip_all)]
 pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginOutcome, ApiError> {
     let user = users::by_login(&mut *s.read().await?, input.login.as_str()).await?;
+    let now = s.now();
+    // An unknown login name has a budget of its own, so that its answers are the same.
+    let user_id = user.as_ref().map(|u| u.id.clone());
+    let account = match &user_id {
+        Some(id) => id.clone(),
+        None => s.secrets.pseudonym(input.login.as_str()),
+    };
+    let mut buckets: Vec<Bucket> = client
+        .ip
+        .as_deref()
+        .map(Bucket::LoginIp)
+        .into_iter()
+        .collect();
+    buckets.push(Bucket::LoginAccount(&account));
+    let who = Who {
+        client,
+        user_id: user_id.as_deref(),
+        device_id: input.device.id.as_ref().map(|id| id.as_str()),
+    };
+    limits::spend_now(s, &buckets, who, now).await?;
     // Unknown user, no password and wrong password all cost one hash and give one answer.
     let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let ok = s.hasher.verify(&input.password, stored).await?;
-    let now = s.now();
     let user = match user {
         Some(user) if ok && !user.disabled => user,
         user => {
@@ -45,12 +67,8 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
                 Some(u) if ok && u.disabled => ("account_disabled", ApiError::AccountDisabled),
                 _ => ("invalid_credentials", ApiError::InvalidCredentials),
             };
-            let event = Event {
-                user_id: user.as_ref().map(|u| u.id.as_str()),
-                ..Event::new(Kind::LoginFailed)
-            };
             let mut work = s.begin().await?;
-            work.audit(event.ip(client.ip.as_deref()).detail(detail), now)
+            work.audit(who.event(Kind::LoginFailed).detail(detail), now)
                 .await?;
             work.commit().await?;
             return Err(error);
@@ -70,6 +88,7 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         };
     // Every unit of work starts with a write, so SQLite writers queue instead of failing.
     let mut work = s.begin().await?;
+    limits::refund(&mut work, &buckets).await?;
     let outcome = if needs_code {
         let purpose = if user.verified {
             Purpose::Login
@@ -77,11 +96,12 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
             Purpose::Register
         };
         let key = KeyFor {
-            user_id: &user.id,
+            user_id: Some(&user.id),
             email: &user.email,
             purpose,
             device: Some(&input.device),
             password_hash: None,
+            username: None,
         };
         let email_key = email_keys::issue(s, &mut work, &key, now).await?;
         LoginOutcome::Code(StepOne {
@@ -91,11 +111,11 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         })
     } else {
         let grant = start_session(s, &mut work, user, input.device, client, now).await?;
-        let event = Event::new(Kind::LoginSucceeded)
+        let event = client
+            .event(Kind::LoginSucceeded)
             .user(&grant.user.id)
             .session(&grant.session_id);
-        work.audit(event.ip(client.ip.as_deref()).detail("password"), now)
-            .await?;
+        work.audit(event.detail("password"), now).await?;
         LoginOutcome::Tokens(Box::new(grant))
     };
     work.commit().await?;
@@ -120,7 +140,8 @@ pub async fn verify(
         Some(false) => &[Purpose::Login],
     };
     let mut work = s.begin().await?;
-    let key = match email_keys::check_code(s, &mut work, email_key, code, purposes, now).await? {
+    let check = email_keys::check_code(s, &mut work, email_key, code, purposes, client, now);
+    let key = match check.await? {
         CodeCheck::Accepted(key) => key,
         CodeCheck::IssuedFor(issued @ (Purpose::Register | Purpose::Login)) => {
             let issued = if issued == Purpose::Register {
@@ -153,30 +174,38 @@ pub async fn verify(
         if let Some(hash) = &key.password_hash {
             users::set_password(&mut work, &user.id, hash, now).await?;
         }
+        // Register never said whether the username was taken; the owner sees it here.
+        if let Some(username) = &key.username {
+            users::set_username_if_free(&mut work, &user.id, username, now).await?;
+        }
         users::mark_verified(&mut work, &user.id, now).await?;
         // Other registration keys carry other passwords: none may apply any more.
         keys::retire_purpose(&mut work, &user.id, Purpose::Register, now).await?;
-        user.verified = true;
+        user = users::by_id(&mut work, &user.id)
+            .await?
+            .ok_or(ApiError::VerificationExpired)?;
     }
     // Device fields given now take precedence over those given at step 1.
     let device = device.or(key.device.unwrap_or_default());
     let grant = start_session(s, &mut work, user, device, client, now).await?;
-    let event = Event::new(Kind::LoginSucceeded)
+    let event = client
+        .event(Kind::LoginSucceeded)
         .user(&grant.user.id)
         .session(&grant.session_id);
-    work.audit(event.ip(client.ip.as_deref()).detail("code"), now)
-        .await?;
+    work.audit(event.detail("code"), now).await?;
     work.commit().await?;
     Ok(grant)
 }
 
-/// Sends a fresh code for a key; the old code stops working. Attempts are
-/// not reset, the cooldown counts from the previous send, resends are capped.
+/// Sends a fresh code for a live key; the old code stops working. Attempts
+/// are not reset, the cooldown counts from the previous send, resends are
+/// capped, and each spends a try of the address's and the client's mail
+/// budgets. A decoy's resend costs and answers the same and mails nothing.
 #[instrument(skip_all)]
-pub async fn resend(s: &Services, email_key: &str) -> Result<StepOne, ApiError> {
+pub async fn resend(s: &Services, email_key: &str, client: &Client) -> Result<StepOne, ApiError> {
     let now = s.now();
     let key = keys::get(&mut *s.read().await?, email_key).await?;
-    let Some(key) = key.filter(|k| k.used_at.is_none()) else {
+    let Some(key) = key.filter(|k| k.is_live(now)) else {
         return Err(ApiError::VerificationExpired);
     };
     if key.attempts >= s.config.code_max_attempts || key.resends >= s.config.resend_max {
@@ -188,7 +217,21 @@ pub async fn resend(s: &Services, email_key: &str) -> Result<StepOne, ApiError> 
             retry_after: key.sent_at + cooldown - now,
         });
     }
-    let code = s.secrets.random_code(s.config.code_digits);
+    let address = s.secrets.pseudonym(&key.email);
+    let mut buckets: Vec<Bucket> = client
+        .ip
+        .as_deref()
+        .map(Bucket::MailIp)
+        .into_iter()
+        .collect();
+    buckets.push(Bucket::MailAddress(&address));
+    let who = Who {
+        client,
+        user_id: key.user_id.as_deref(),
+        device_id: None,
+    };
+    limits::spend_now(s, &buckets, who, now).await?;
+    let code = s.secrets.random_code(email_keys::digits(s, key.purpose));
     // A decoy keeps a hash no code matches.
     let code_hash = match key.user_id {
         Some(_) => s.secrets.code_hash(email_key, &code),
@@ -208,12 +251,12 @@ pub async fn resend(s: &Services, email_key: &str) -> Result<StepOne, ApiError> 
             retry_after: cooldown,
         });
     }
-    // A decoy sends nothing; its answer is the same.
-    if let Some(user_id) = &key.user_id {
-        let sent = Event::new(Kind::CodeSent).user(user_id).detail("resend");
-        work.audit(sent, now).await?;
-        let message = email_keys::message(s, key.purpose, &code);
-        work.mail(&key.email, message, now).await?;
+    work.audit(who.event(Kind::CodeSent).detail("resend"), now)
+        .await?;
+    let message = email_keys::message(s, key.purpose, &code);
+    match key.user_id {
+        Some(_) => work.mail(&key.email, message, now).await?,
+        None => work.withhold(&key.email, message, now).await?,
     }
     work.commit().await?;
     Ok(StepOne {

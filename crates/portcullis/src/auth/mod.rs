@@ -5,6 +5,7 @@
 mod caller;
 mod email_keys;
 mod grant;
+mod limits;
 mod login;
 mod password;
 mod register;

@@ -3,35 +3,53 @@
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::caller::{Caller, Client};
+use super::caller::{Caller, Client, Who};
 use super::email_keys::{self, CodeCheck, KeyFor, StepOne};
-use crate::audit::{Event, Kind};
+use super::limits::{self, Bucket};
+use crate::audit::Kind;
 use crate::domain::{Code, Email};
 use crate::error::ApiError;
 use crate::password;
 use crate::services::Services;
-use crate::store::keys::Purpose;
+use crate::store::keys::{self, Purpose};
 use crate::store::{sessions, users};
 
-/// Mails a reset code if the address has an account; the answer is the same either way.
+/// Mails a reset code if the address has an account; otherwise a decoy key
+/// that costs and answers the same. Spends a try of the address's and the
+/// client's mail budgets either way.
 #[instrument(skip_all)]
-pub async fn forgot_password(s: &Services, email: &Email) -> Result<StepOne, ApiError> {
+pub async fn forgot_password(
+    s: &Services,
+    email: &Email,
+    client: &Client,
+) -> Result<StepOne, ApiError> {
     let now = s.now();
+    let address = s.secrets.pseudonym(email.as_str());
+    let mut buckets: Vec<Bucket> = client
+        .ip
+        .as_deref()
+        .map(Bucket::MailIp)
+        .into_iter()
+        .collect();
+    buckets.push(Bucket::MailAddress(&address));
     let user = users::by_email(&mut *s.read().await?, email.as_str()).await?;
-    let mut work = s.begin().await?;
-    let email_key = match user.filter(|u| !u.disabled) {
-        Some(user) => {
-            let key = KeyFor {
-                user_id: &user.id,
-                email: &user.email,
-                purpose: Purpose::Reset,
-                device: None,
-                password_hash: None,
-            };
-            email_keys::issue(s, &mut work, &key, now).await?
-        }
-        None => email_keys::decoy(s, &mut work, email.as_str(), Purpose::Reset, now).await?,
+    let user = user.filter(|u| !u.disabled);
+    let who = Who {
+        client,
+        user_id: user.as_ref().map(|u| u.id.as_str()),
+        device_id: None,
     };
+    limits::spend_now(s, &buckets, who, now).await?;
+    let mut work = s.begin().await?;
+    let key = KeyFor {
+        user_id: user.as_ref().map(|u| u.id.as_str()),
+        email: email.as_str(),
+        purpose: Purpose::Reset,
+        device: None,
+        password_hash: None,
+        username: None,
+    };
+    let email_key = email_keys::issue(s, &mut work, &key, now).await?;
     work.commit().await?;
     Ok(StepOne {
         email_key,
@@ -41,6 +59,7 @@ pub async fn forgot_password(s: &Services, email: &Email) -> Result<StepOne, Api
 }
 
 /// Sets a new password with a reset code; every session of the account ends.
+/// The key, its attempts and the budgets are checked before anything is hashed.
 #[instrument(skip_all)]
 pub async fn reset_password(
     s: &Services,
@@ -50,45 +69,65 @@ pub async fn reset_password(
     client: &Client,
 ) -> Result<(), ApiError> {
     password::check_policy(new_password, s.config.password_min_length)?;
+    let now = s.now();
+    let mut work = s.begin().await?;
+    let check = email_keys::check_code(
+        s,
+        &mut work,
+        email_key,
+        code,
+        &[Purpose::Reset],
+        client,
+        now,
+    );
+    let outcome = check.await?;
+    // Committed whatever the outcome: a wrong guess stays counted, a right one spends the key.
+    work.commit().await?;
+    let key = match outcome {
+        CodeCheck::Accepted(key) => key,
+        refused => return Err(refused.refusal()),
+    };
+    let user_id = key.user_id.ok_or(ApiError::VerificationExpired)?;
+    // Hashed outside any transaction: a hash takes long, and may wait for its turn.
     let hash = s.hasher.hash(&s.secrets, new_password).await?;
     let now = s.now();
     let mut work = s.begin().await?;
-    let key = match email_keys::check_code(s, &mut work, email_key, code, &[Purpose::Reset], now)
-        .await?
-    {
-        CodeCheck::Accepted(key) => key,
-        refused => {
-            // The attempt it spent must stay counted.
-            work.commit().await?;
-            return Err(refused.refusal());
-        }
-    };
-    let user_id = key.user_id.ok_or(ApiError::VerificationExpired)?;
+    // Keys first: a login verifying concurrently either finds its key retired
+    // or has committed its session before the sessions are revoked below.
+    keys::retire_all(&mut work, &user_id, now).await?;
     users::set_password(&mut work, &user_id, &hash, now).await?;
     // The code proves the address is theirs.
     users::mark_verified(&mut work, &user_id, now).await?;
     sessions::revoke_all(&mut work, &user_id, None, "password reset", now).await?;
-    email_keys::retire_pending_logins(&mut work, &user_id, now).await?;
-    let event = Event::new(Kind::PasswordReset)
-        .user(&user_id)
-        .ip(client.ip.as_deref());
-    work.audit(event, now).await?;
+    work.audit(client.event(Kind::PasswordReset).user(&user_id), now)
+        .await?;
     work.commit().await?;
     Ok(())
 }
 
-/// Changes the password of the caller; every other session of the account ends.
+/// Changes the password of the caller; every other session of the account
+/// ends and every pending code of it is retired. A wrong current password
+/// spends a try of the account's login budget.
 #[instrument(skip_all, fields(user_id = %caller.user_id))]
 pub async fn change_password(
     s: &Services,
     caller: &Caller,
     current: &SecretString,
     new: &SecretString,
+    client: &Client,
 ) -> Result<(), ApiError> {
     let user = users::by_id(&mut *s.read().await?, &caller.user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or(ApiError::InvalidToken)?;
+    let now = s.now();
+    let buckets = [Bucket::LoginAccount(&user.id)];
+    let who = Who {
+        client,
+        user_id: Some(&user.id),
+        device_id: None,
+    };
+    limits::spend_now(s, &buckets, who, now).await?;
     if !s
         .hasher
         .verify(current, user.password_hash.as_deref())
@@ -100,6 +139,8 @@ pub async fn change_password(
     let hash = s.hasher.hash(&s.secrets, new).await?;
     let now = s.now();
     let mut work = s.begin().await?;
+    limits::refund(&mut work, &buckets).await?;
+    keys::retire_all(&mut work, &user.id, now).await?;
     users::set_password(&mut work, &user.id, &hash, now).await?;
     sessions::revoke_all(
         &mut work,
@@ -109,8 +150,8 @@ pub async fn change_password(
         now,
     )
     .await?;
-    email_keys::retire_pending_logins(&mut work, &user.id, now).await?;
-    let event = Event::new(Kind::PasswordChanged)
+    let event = client
+        .event(Kind::PasswordChanged)
         .user(&user.id)
         .session(&caller.session_id);
     work.audit(event, now).await?;

@@ -51,10 +51,11 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
             Rotation::RotatedAt(at) if now - at <= s.config.refresh_grace.as_secs() as i64 => {}
             Rotation::RotatedAt(_) => {
                 store::revoke(&mut work, &stored.session_id, "refresh token reuse", now).await?;
-                let event = Event::new(Kind::RefreshReused)
+                let event = client
+                    .event(Kind::RefreshReused)
                     .user(&user.id)
                     .session(&stored.session_id);
-                work.audit(event.ip(client.ip.as_deref()), now).await?;
+                work.audit(event, now).await?;
                 work.commit().await?;
                 return Err(ApiError::RefreshTokenReused);
             }
@@ -77,7 +78,7 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
     })
 }
 
-/// Checks an access token and that its session is still live.
+/// Checks an access token, that its session is still live and its account not disabled.
 pub async fn authenticate(s: &Services, token: &str) -> Result<Caller, ApiError> {
     let now = s.now();
     let claims = s.tokens.verify(token, now)?;

@@ -73,9 +73,10 @@ pub async fn verify(
     responses((status = 200, body = StepOneResponse), (status = 429, body = ErrorEnvelope)))]
 pub async fn resend_email(
     State(s): State<AppState>,
+    ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<EmailKeyRequest>,
 ) -> Result<Json<StepOneResponse>, ApiError> {
-    let step = auth::resend(&s, &req.email_key).await?;
+    let step = auth::resend(&s, &req.email_key, &client).await?;
     Ok(Json(responses::step_one(
         step,
         "A new verification code has been sent.",
@@ -168,9 +169,11 @@ pub async fn revoke_session(
     responses((status = 200, body = StepOneResponse), (status = 422, body = ErrorEnvelope)))]
 pub async fn forgot_password(
     State(s): State<AppState>,
+    ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<ForgotPasswordRequest>,
 ) -> Result<Json<StepOneResponse>, ApiError> {
-    let step = auth::forgot_password(&s, &Email::parse("email", &req.email)?).await?;
+    let email = Email::parse("email", &req.email)?;
+    let step = auth::forgot_password(&s, &email, &client).await?;
     Ok(Json(responses::step_one(
         step,
         "If an account exists for this address, a code has been sent to it.",
@@ -187,7 +190,7 @@ pub async fn reset_password(
     let code = Code::parse(
         "verification_code",
         &req.verification_code,
-        s.config.code_digits,
+        s.config.reset_code_digits,
     )?;
     auth::reset_password(&s, &req.email_key, &code, &req.new_password, &client).await?;
     Ok(Json(responses::message(
@@ -200,9 +203,11 @@ pub async fn reset_password(
 pub async fn change_password(
     State(s): State<AppState>,
     Bearer(caller): Bearer,
+    ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
-    auth::change_password(&s, &caller, &req.current_password, &req.new_password).await?;
+    let (current, new) = (&req.current_password, &req.new_password);
+    auth::change_password(&s, &caller, current, new, &client).await?;
     Ok(Json(responses::message(
         "Password changed. Your other sessions have been signed out.",
     )))

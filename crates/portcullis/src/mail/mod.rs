@@ -45,6 +45,10 @@ pub enum Message<'a> {
     },
     /// Someone tried to register an address that already has an account.
     AccountExists,
+    /// Too many wrong codes in a row: code flows are locked for so many hours.
+    CodesLocked {
+        hours: i64,
+    },
 }
 
 impl<'a> Message<'a> {
@@ -54,16 +58,21 @@ impl<'a> Message<'a> {
             Message::LoginCode { .. } => Template::LoginCode,
             Message::ResetCode { .. } => Template::ResetCode,
             Message::AccountExists => Template::AccountExists,
+            Message::CodesLocked { .. } => Template::CodesLocked,
         }
     }
 
-    /// The emailed code and its lifetime in minutes, if the message carries one.
-    fn code(self) -> Option<(&'a str, i64)> {
+    /// The template's placeholders: `{{code}}` and `{{minutes}}` of a code,
+    /// `{{hours}}` of a lock.
+    fn vars(self) -> Vec<(&'static str, String)> {
         match self {
             Message::RegisterCode { code, minutes }
             | Message::LoginCode { code, minutes }
-            | Message::ResetCode { code, minutes } => Some((code, minutes)),
-            Message::AccountExists => None,
+            | Message::ResetCode { code, minutes } => {
+                vec![("code", code.to_owned()), ("minutes", minutes.to_string())]
+            }
+            Message::AccountExists => vec![],
+            Message::CodesLocked { hours } => vec![("hours", hours.to_string())],
         }
     }
 }
@@ -92,26 +101,26 @@ impl Mailer {
     }
 
     /// Writes a message to the outbox on `conn` (inside the caller's
-    /// transaction); call [`Mailer::wake`] once that has committed.
+    /// transaction); call [`Mailer::wake`] once that has committed. A
+    /// withheld message is rendered and stored like any other, at the same
+    /// cost, but never sent: the decoy of one to an address with no account.
     pub async fn enqueue(
         &self,
         conn: &mut Conn,
         to: &str,
         message: Message<'_>,
+        withheld: bool,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        let (code, minutes) = message.code().unwrap_or_default();
-        let vars = [
-            ("code", code),
-            ("email", to),
-            ("issuer", self.issuer.as_str()),
-            ("minutes", &minutes.to_string()),
-        ];
+        let mut vars = message.vars();
+        vars.push(("email", to.to_owned()));
+        vars.push(("issuer", self.issuer.clone()));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let template = message.template();
         let rendered = self.templates.render(template, &vars);
         let sealed = self.secrets.encrypt(&serde_json::to_vec(&rendered)?);
         let id = self.secrets.random_id("msg_");
-        outbox::insert(conn, &id, to, template.name(), &sealed, now).await?;
+        outbox::insert(conn, &id, to, template.name(), &sealed, withheld, now).await?;
         Ok(())
     }
 

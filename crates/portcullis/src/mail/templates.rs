@@ -14,13 +14,15 @@ pub enum Template {
     LoginCode,
     ResetCode,
     AccountExists,
+    CodesLocked,
 }
 
-const ALL: [Template; 4] = [
+const ALL: [Template; 5] = [
     Template::RegisterCode,
     Template::LoginCode,
     Template::ResetCode,
     Template::AccountExists,
+    Template::CodesLocked,
 ];
 
 impl Template {
@@ -30,6 +32,7 @@ impl Template {
             Template::LoginCode => "login_code",
             Template::ResetCode => "reset_code",
             Template::AccountExists => "account_exists",
+            Template::CodesLocked => "codes_locked",
         }
     }
 
@@ -48,6 +51,7 @@ impl Template {
             Template::LoginCode => parts!("login_code"),
             Template::ResetCode => parts!("reset_code"),
             Template::AccountExists => parts!("account_exists"),
+            Template::CodesLocked => parts!("codes_locked"),
         }
     }
 }
@@ -118,6 +122,7 @@ mod tests {
                     ("email", "a<b@example.com"),
                     ("issuer", "x"),
                     ("minutes", "5"),
+                    ("hours", "24"),
                 ],
             );
             assert!(!out.subject.is_empty());

@@ -45,6 +45,7 @@ pub struct EmailKey {
     /// The device fields given at login step 1.
     pub device: Option<Device>,
     pub password_hash: Option<String>,
+    pub username: Option<String>,
 }
 
 /// An `email_keys` row as stored: the purpose as text, the device as JSON.
@@ -62,6 +63,7 @@ struct Row {
     used_at: Option<Timestamp>,
     device: Option<String>,
     password_hash: Option<String>,
+    username: Option<String>,
 }
 
 impl TryFrom<Row> for EmailKey {
@@ -89,6 +91,7 @@ impl TryFrom<Row> for EmailKey {
             used_at: r.used_at,
             device,
             password_hash: r.password_hash,
+            username: r.username,
         })
     }
 }
@@ -101,7 +104,7 @@ impl EmailKey {
 }
 
 const COLUMNS: &str = "email_key, user_id, email, purpose, code_hash, attempts, resends, sent_at, \
-                       expires_at, used_at, device, password_hash";
+                       expires_at, used_at, device, password_hash, username";
 
 pub struct NewKey<'a> {
     pub email_key: &'a str,
@@ -112,6 +115,7 @@ pub struct NewKey<'a> {
     pub expires_at: Timestamp,
     pub device: Option<&'a Device>,
     pub password_hash: Option<&'a str>,
+    pub username: Option<&'a str>,
 }
 
 pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::Result<()> {
@@ -122,8 +126,8 @@ pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::
         .map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(
         "INSERT INTO email_keys (email_key, user_id, email, purpose, code_hash, sent_at, expires_at, device,
-             password_hash, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6)",
+             password_hash, username, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $6)",
     )
     .bind(key.email_key)
     .bind(key.user_id)
@@ -134,6 +138,7 @@ pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::
     .bind(key.expires_at)
     .bind(device)
     .bind(key.password_hash)
+    .bind(key.username)
     .execute(conn)
     .await?;
     Ok(())
@@ -162,6 +167,16 @@ pub async fn retire_beyond(
     .bind(newest)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Retires every unused key of the account.
+pub async fn retire_all(conn: &mut Conn, user_id: &str, now: Timestamp) -> sqlx::Result<()> {
+    sqlx::query("UPDATE email_keys SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -240,6 +255,17 @@ pub async fn spend_attempt(
     })
 }
 
+/// Gives back an attempt spent on a guess that was then never compared.
+pub async fn refund_attempt(conn: &mut Conn, email_key: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE email_keys SET attempts = attempts - 1 WHERE email_key = $1 AND attempts > 0",
+    )
+    .bind(email_key)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Marks the key used; false when another request used it first.
 pub async fn consume(conn: &mut Conn, email_key: &str, now: Timestamp) -> sqlx::Result<bool> {
     let done =
@@ -261,12 +287,14 @@ pub struct Resend<'a> {
     pub max_attempts: i64,
 }
 
-/// Replaces the code of an unused key if the cooldown and caps allow it;
-/// the attempt count is kept. False when a check failed (or a racing resend won).
+/// Replaces the code of a live key if the cooldown and caps allow it, and
+/// gives it a new lifetime; the attempt count is kept. An expired key stays
+/// expired. False when a check failed (or a racing resend won).
 pub async fn resend(conn: &mut Conn, r: &Resend<'_>, now: Timestamp) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "UPDATE email_keys SET code_hash = $2, sent_at = $3, expires_at = $4, resends = resends + 1
-         WHERE email_key = $1 AND used_at IS NULL AND sent_at <= $5 AND resends < $6 AND attempts < $7",
+         WHERE email_key = $1 AND used_at IS NULL AND expires_at > $3 AND sent_at <= $5
+           AND resends < $6 AND attempts < $7",
     )
     .bind(r.email_key)
     .bind(r.code_hash)

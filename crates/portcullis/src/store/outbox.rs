@@ -16,23 +16,31 @@ pub struct Queued {
     pub next_attempt_at: Timestamp,
 }
 
+/// Queues a message; a withheld one is stored as refused and never sent.
 pub async fn insert(
     conn: &mut Conn,
     id: &str,
     recipient: &str,
     template: &str,
     message: &str,
+    withheld: bool,
     now: Timestamp,
 ) -> sqlx::Result<()> {
+    let (refused_at, last_error) = match withheld {
+        true => (Some(now), Some("withheld: no account at this address")),
+        false => (None, None),
+    };
     sqlx::query(
-        "INSERT INTO outbox (id, recipient, template, message, created_at, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $5)",
+        "INSERT INTO outbox (id, recipient, template, message, created_at, next_attempt_at, refused_at, last_error)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
     )
     .bind(id)
     .bind(recipient)
     .bind(template)
     .bind(message)
     .bind(now)
+    .bind(refused_at)
+    .bind(last_error)
     .execute(conn)
     .await?;
     Ok(())

@@ -14,11 +14,13 @@ const DAY: i64 = 86_400;
 const ENDED_KEEP: i64 = DAY;
 /// Sent mail (its body already gone) and refused mail are kept a week, for inspection.
 const SENT_MAIL_KEEP: i64 = 7 * DAY;
+/// A run of failed codes is remembered for a week without a try.
+const IDLE_BUDGET_KEEP: i64 = 7 * DAY;
 
 /// Deletes what ended long enough ago; returns how many rows went.
 pub async fn purge(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
     let ended = now - ENDED_KEEP;
-    let statements: [(&str, Timestamp); 3] = [
+    let statements: [(&str, Timestamp); 5] = [
         (
             "DELETE FROM email_keys WHERE expires_at < $1 OR used_at < $1",
             ended,
@@ -31,6 +33,16 @@ pub async fn purge(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
         (
             "DELETE FROM outbox WHERE sent_at < $1 OR refused_at < $1",
             now - SENT_MAIL_KEEP,
+        ),
+        // Budgets whose window is long over, unless they hold a run of failures or a lock...
+        (
+            "DELETE FROM budgets WHERE window_start < $1 AND streak = 0 AND locked_until IS NULL",
+            ended,
+        ),
+        // ...which a week without a try forgets.
+        (
+            "DELETE FROM budgets WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $1)",
+            now - IDLE_BUDGET_KEEP,
         ),
     ];
     let mut deleted = 0;

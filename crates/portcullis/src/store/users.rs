@@ -131,6 +131,25 @@ pub async fn set_password(
     Ok(())
 }
 
+/// Sets the username unless another account has it.
+pub async fn set_username_if_free(
+    conn: &mut Conn,
+    id: &str,
+    username: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET username = $2, updated_at = $3
+         WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM users WHERE username = $2)",
+    )
+    .bind(id)
+    .bind(username)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Returns whether an account with that email or id exists.
 pub async fn set_disabled(
     conn: &mut Conn,

@@ -300,22 +300,32 @@ async fn registering_a_taken_address_answers_alike_and_warns_the_owner(backend: 
     }
     app.login("taken@example.com", json!({})).await;
 
-    // A taken username is a plain validation error: usernames are public.
-    let (status, body) = app
-        .post(
-            "/v1/auth/register",
-            json!({ "email": "u1@example.com", "username": "sam", "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .post(
-            "/v1/auth/register",
-            json!({ "email": "u2@example.com", "username": "SAM", "password": PASSWORD }),
-        )
-        .await;
-    assert_error(status, &body, 422, "VALIDATION_ERROR");
-    assert!(body["error"]["details"]["username"].is_string());
+    // A taken username changes nothing in register's answer: only the verified
+    // owner of the address learns, at verify time, whether they got it.
+    let register = |email: &'static str, username: &'static str| {
+        let body = json!({ "email": email, "username": username, "password": PASSWORD });
+        app.post("/v1/auth/register", body)
+    };
+    let (status, first) = register("u1@example.com", "sam").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = register("u2@example.com", "SAM").await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let shape = |body: &serde_json::Value| {
+        let mut body = body.clone();
+        body["email_key"] = json!("");
+        body["email"] = json!("");
+        body
+    };
+    assert_eq!(shape(&first), shape(&second));
+    for (body, email, username) in [
+        (&first, "u1@example.com", json!("sam")),
+        (&second, "u2@example.com", json!(null)),
+    ] {
+        let code = app.code_for(email).await;
+        let (status, tokens) = verify(&app, body["email_key"].as_str().unwrap(), json!(code)).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        assert_eq!(tokens["user"]["username"], username, "{tokens}");
+    }
 }
 
 async fn re_registering_an_unverified_address_cannot_plant_a_password(backend: Backend) {

@@ -160,7 +160,13 @@ impl TestApp {
             .set("master_key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
             .set("issuer", "http://portcullis.test")
             .set("mail_transport", "smtp")
-            .set("smtp_url", smtp.url());
+            .set("smtp_url", smtp.url())
+            // Every test's requests come from one address: the per-IP and
+            // per-address mail budgets are for the tests of budgets to set.
+            .set("login_ip_budget", "10000/1m")
+            .set("code_ip_budget", "10000/1m")
+            .set("mail_ip_budget", "10000/1h")
+            .set("mail_address_budget", "10000/1h");
         configure(&mut settings);
         let mut app = TestApp {
             base: String::new(),
@@ -423,6 +429,20 @@ impl TestApp {
         portcullis::store::Db::connect(self.settings.get("database_url").unwrap())
             .await
             .unwrap()
+    }
+
+    /// How many events of `kind` that named no account were counted.
+    pub async fn audit_tally(&self, kind: &str) -> i64 {
+        let db = self.db().await;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_tally WHERE event = $1",
+        )
+        .bind(kind)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        count
     }
 
     /// The audit log, oldest first: (event, user id, detail).

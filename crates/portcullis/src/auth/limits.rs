@@ -1,0 +1,127 @@
+//! The budgets of SPEC §6 as the flows spend them: which bucket a request
+//! draws on, how much it holds, and what an empty one answers.
+
+use super::caller::Who;
+use crate::audit::Kind;
+use crate::clock::Timestamp;
+use crate::config::Budget;
+use crate::error::ApiError;
+use crate::services::{Services, Work};
+use crate::store::budgets;
+
+/// A bucket: what is counted, and for whom.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Bucket<'a> {
+    /// Failed logins of an account (its id, or the pseudonym of an unknown login name).
+    LoginAccount(&'a str),
+    /// Failed logins from an IP.
+    LoginIp(&'a str),
+    /// Wrong codes for an address (its pseudonym), across all its keys.
+    CodeAddress(&'a str),
+    /// Wrong codes from an IP.
+    CodeIp(&'a str),
+    /// Codes mailed to an address (its pseudonym).
+    MailAddress(&'a str),
+    /// Codes mailed on requests from an IP.
+    MailIp(&'a str),
+}
+
+impl Bucket<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            Bucket::LoginAccount(_) => "login_account",
+            Bucket::LoginIp(_) => "login_ip",
+            Bucket::CodeAddress(_) => "code_address",
+            Bucket::CodeIp(_) => "code_ip",
+            Bucket::MailAddress(_) => "mail_address",
+            Bucket::MailIp(_) => "mail_ip",
+        }
+    }
+
+    fn key(self) -> String {
+        let (Bucket::LoginAccount(who)
+        | Bucket::LoginIp(who)
+        | Bucket::CodeAddress(who)
+        | Bucket::CodeIp(who)
+        | Bucket::MailAddress(who)
+        | Bucket::MailIp(who)) = self;
+        format!("{}:{who}", self.name())
+    }
+
+    fn budget(self, s: &Services) -> Budget {
+        let c = &s.config;
+        match self {
+            Bucket::LoginAccount(_) => c.login_account_budget,
+            Bucket::LoginIp(_) => c.login_ip_budget,
+            Bucket::CodeAddress(_) => c.code_account_budget,
+            Bucket::CodeIp(_) => c.code_ip_budget,
+            Bucket::MailAddress(_) => c.mail_address_budget,
+            Bucket::MailIp(_) => c.mail_ip_budget,
+        }
+    }
+
+    fn exhausted(self, retry_after: i64) -> ApiError {
+        match self {
+            Bucket::LoginAccount(_) | Bucket::LoginIp(_) => {
+                ApiError::TooManyLoginAttempts { retry_after }
+            }
+            _ => ApiError::RateLimited { retry_after },
+        }
+    }
+}
+
+/// Spends one try of each bucket, in order, inside `work`; the first that
+/// is empty ends it with its 429, after recording the hit.
+pub(super) async fn spend(
+    s: &Services,
+    work: &mut Work<'_>,
+    buckets: &[Bucket<'_>],
+    who: Who<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    for &bucket in buckets {
+        if let Some(retry_after) =
+            budgets::spend(work, &bucket.key(), bucket.budget(s), now).await?
+        {
+            let event = who.event(Kind::BudgetExhausted).detail(bucket.name());
+            work.audit(event, now).await?;
+            return Err(bucket.exhausted(retry_after));
+        }
+    }
+    Ok(())
+}
+
+/// Spends the buckets in a unit of work of their own, committed whatever
+/// follows, so that what the request does next is paid for.
+pub(super) async fn spend_now(
+    s: &Services,
+    buckets: &[Bucket<'_>],
+    who: Who<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let mut work = s.begin().await?;
+    let spent = spend(s, &mut work, buckets, who, now).await;
+    work.commit().await?;
+    spent
+}
+
+/// A success: each bucket gets its try back and its run of failures ends.
+pub(super) async fn refund(work: &mut Work<'_>, buckets: &[Bucket<'_>]) -> sqlx::Result<()> {
+    for bucket in buckets {
+        budgets::refund(work, &bucket.key()).await?;
+    }
+    Ok(())
+}
+
+/// A failure that lengthens the bucket's run of consecutive failures; the
+/// `code_lock_after`th locks it for `code_lock` (SPEC §6). True when this
+/// one locked it.
+pub(super) async fn fail(
+    s: &Services,
+    work: &mut Work<'_>,
+    bucket: Bucket<'_>,
+    now: Timestamp,
+) -> sqlx::Result<bool> {
+    let until = now + s.config.code_lock.as_secs() as i64;
+    budgets::fail(work, &bucket.key(), s.config.code_lock_after, until).await
+}
