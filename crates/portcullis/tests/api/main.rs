@@ -6,6 +6,7 @@
 mod helpers;
 mod smtp;
 
+mod abuse;
 mod audit;
 mod bad_input;
 mod binary;

@@ -1,0 +1,493 @@
+//! Abuse resistance (SPEC §6), tried as an attacker would: codes cannot be
+//! guessed across keys, flows or instances; logins are budgeted per account
+//! and per IP; and no answer tells whether an address has an account.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use crate::helpers::*;
+
+both!(
+    guessing_reset_codes_across_new_keys_stops_within_the_budget,
+    guessing_login_codes_across_new_keys_stops_within_the_budget,
+    guessing_the_code_of_someone_elses_registration_stops_within_the_budget,
+    fifty_keys_with_one_wrong_code_each_evaluate_at_most_ten,
+    fifty_concurrent_wrong_guesses_on_one_key_evaluate_exactly_five,
+    two_instances_share_the_code_budget,
+    a_hundred_wrong_codes_in_a_row_lock_code_flows_for_a_day_and_tell_the_owner,
+    login_failures_are_budgeted_per_account_across_instances,
+    login_failures_are_budgeted_per_ip_and_forwarding_headers_only_count_from_trusted_proxies,
+    answers_are_the_same_for_known_and_unknown_addresses,
+);
+
+/// A code of `digits` digits that is not `right`.
+fn wrong_code(right: &str, nth: u32) -> String {
+    let digits = right.len();
+    let modulus = 10u64.pow(digits as u32);
+    let right: u64 = right.parse().unwrap();
+    format!("{:0digits$}", (right + 1 + u64::from(nth)) % modulus)
+}
+
+/// How many guesses the server compared: its audit log, as a reviewer reads it.
+async fn guesses_evaluated(app: &TestApp) -> usize {
+    let log = app.audit_log().await;
+    log.iter().filter(|(e, _, _)| e == "code_failed").count()
+        + app.audit_tally("code_failed").await as usize
+}
+
+#[track_caller]
+fn assert_rate_limited(status: StatusCode, body: &Value) {
+    assert_error(status, body, 429, "RATE_LIMITED");
+    assert!(
+        body["error"]["details"]["retry_after"].as_i64().unwrap() > 0,
+        "{body}"
+    );
+}
+
+async fn guessing_reset_codes_across_new_keys_stops_within_the_budget(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("victim@example.com").await;
+    let mut wrong_answers = 0;
+    'attack: for _ in 0..20 {
+        let (status, body) = app
+            .post(
+                "/v1/auth/password/forgot",
+                json!({ "email": "victim@example.com" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let right = app.code_for("victim@example.com").await;
+        for nth in 0..5 {
+            let guess = json!({ "email_key": body["email_key"], "verification_code": wrong_code(&right, nth),
+                                "new_password": "the attacker's password" });
+            let (status, body) = app.post("/v1/auth/password/reset", guess).await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert_rate_limited(status, &body);
+                break 'attack;
+            }
+            assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+            wrong_answers += 1;
+        }
+    }
+    assert_eq!(
+        wrong_answers, 10,
+        "the address's budget is 10 wrong codes per 15 minutes"
+    );
+    assert_eq!(guesses_evaluated(&app).await, 10);
+    // The owner's password still works; the attacker's does not.
+    app.login_key("victim@example.com", json!({})).await;
+    let (status, body) = app
+        .post(
+            "/v1/auth/login",
+            json!({ "email": "victim@example.com", "password": "the attacker's password" }),
+        )
+        .await;
+    assert_error(status, &body, 401, "INVALID_CREDENTIALS");
+}
+
+async fn guessing_login_codes_across_new_keys_stops_within_the_budget(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("known@example.com").await;
+    let mut wrong_answers = 0;
+    'attack: for _ in 0..20 {
+        let key = app.login_key("known@example.com", json!({})).await;
+        let right = app.code_for("known@example.com").await;
+        for nth in 0..5 {
+            let guess = json!({ "email_key": key, "verification_code": wrong_code(&right, nth) });
+            let (status, body) = app.post("/v1/auth/verify", guess).await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert_rate_limited(status, &body);
+                break 'attack;
+            }
+            assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+            wrong_answers += 1;
+        }
+    }
+    assert_eq!(wrong_answers, 10);
+    assert_eq!(guesses_evaluated(&app).await, 10);
+    // Even the right code waits for the window; then the owner gets in.
+    let key = app.login_key("known@example.com", json!({})).await;
+    let right = app.code_for("known@example.com").await;
+    let (status, body) = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": key, "verification_code": right }),
+        )
+        .await;
+    assert_rate_limited(status, &body);
+    app.clock.advance(15 * 60);
+    app.login("known@example.com", json!({})).await;
+}
+
+async fn guessing_the_code_of_someone_elses_registration_stops_within_the_budget(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut wrong_answers = 0;
+    'attack: for _ in 0..20 {
+        let key = app.register("not-mine@example.com").await;
+        let right = app.code_for("not-mine@example.com").await;
+        for nth in 0..5 {
+            let guess = json!({ "email_key": key, "verification_code": wrong_code(&right, nth) });
+            let (status, body) = app.post("/v1/auth/verify", guess).await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert_rate_limited(status, &body);
+                break 'attack;
+            }
+            assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+            wrong_answers += 1;
+        }
+    }
+    assert_eq!(wrong_answers, 10);
+    assert_eq!(guesses_evaluated(&app).await, 10);
+    let db = app.db().await;
+    let verified: i64 = sqlx::query_scalar("SELECT verified FROM users WHERE email = $1")
+        .bind("not-mine@example.com")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    assert_eq!(verified, 0, "the address was not proven");
+}
+
+/// `n` login keys of one account, all live, with the code of each.
+async fn live_keys(app: &TestApp, email: &str, n: usize) -> Vec<(String, String)> {
+    let mut keys = Vec::new();
+    for _ in 0..n {
+        let key = app.login_key(email, json!({})).await;
+        keys.push((key, app.code_for(email).await));
+    }
+    keys
+}
+
+/// Sends every guess at once, spread over `bases`; returns the answers.
+async fn guess_concurrently(
+    app: &TestApp,
+    bases: &[String],
+    guesses: Vec<(String, String)>,
+) -> Vec<(StatusCode, Value)> {
+    let mut set = JoinSet::new();
+    for (i, (key, code)) in guesses.into_iter().enumerate() {
+        let http = app.http.clone();
+        let url = format!("{}/v1/auth/verify", bases[i % bases.len()]);
+        set.spawn(async move {
+            let body = json!({ "email_key": key, "verification_code": code });
+            read(http.post(url).json(&body).send().await.unwrap()).await
+        });
+    }
+    set.join_all().await
+}
+
+fn count(answers: &[(StatusCode, Value)], code: &str) -> usize {
+    answers
+        .iter()
+        .filter(|(_, body)| body["error"]["code"] == code)
+        .count()
+}
+
+async fn fifty_keys_with_one_wrong_code_each_evaluate_at_most_ten(backend: Backend) {
+    let app = TestApp::start(backend, |s| {
+        s.set("live_keys_per_account", "100");
+    })
+    .await;
+    app.signup("many@example.com").await;
+    let keys = live_keys(&app, "many@example.com", 50).await;
+    let guesses = keys
+        .iter()
+        .map(|(key, right)| (key.clone(), wrong_code(right, 0)))
+        .collect();
+    let answers = guess_concurrently(&app, &[app.base.clone()], guesses).await;
+    assert_eq!(
+        count(&answers, "INVALID_VERIFICATION_CODE"),
+        10,
+        "{answers:?}"
+    );
+    assert_eq!(count(&answers, "RATE_LIMITED"), 40, "{answers:?}");
+    assert_eq!(guesses_evaluated(&app).await, 10);
+}
+
+async fn fifty_concurrent_wrong_guesses_on_one_key_evaluate_exactly_five(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("one-key@example.com").await;
+    let (key, right) = live_keys(&app, "one-key@example.com", 1).await.remove(0);
+    let guesses = (0..50)
+        .map(|_| (key.clone(), wrong_code(&right, 0)))
+        .collect();
+    let answers = guess_concurrently(&app, &[app.base.clone()], guesses).await;
+    assert_eq!(
+        count(&answers, "INVALID_VERIFICATION_CODE"),
+        5,
+        "{answers:?}"
+    );
+    assert_eq!(
+        count(&answers, "VERIFICATION_ATTEMPTS_EXCEEDED"),
+        45,
+        "{answers:?}"
+    );
+    assert_eq!(guesses_evaluated(&app).await, 5);
+}
+
+async fn two_instances_share_the_code_budget(backend: Backend) {
+    let app = TestApp::start(backend, |s| {
+        s.set("live_keys_per_account", "100");
+    })
+    .await;
+    let (other, _stop) = app.another_instance().await;
+    app.signup("cluster@example.com").await;
+    let keys = live_keys(&app, "cluster@example.com", 30).await;
+    let guesses = keys
+        .iter()
+        .map(|(key, right)| (key.clone(), wrong_code(right, 0)))
+        .collect();
+    let answers = guess_concurrently(&app, &[app.base.clone(), other], guesses).await;
+    assert_eq!(
+        count(&answers, "INVALID_VERIFICATION_CODE"),
+        10,
+        "{answers:?}"
+    );
+    assert_eq!(count(&answers, "RATE_LIMITED"), 20, "{answers:?}");
+    assert_eq!(guesses_evaluated(&app).await, 10);
+}
+
+async fn a_hundred_wrong_codes_in_a_row_lock_code_flows_for_a_day_and_tell_the_owner(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    app.signup("streak@example.com").await;
+    for round in 0..10 {
+        for (key, right) in live_keys(&app, "streak@example.com", 2).await {
+            for nth in 0..5 {
+                let guess =
+                    json!({ "email_key": key, "verification_code": wrong_code(&right, nth) });
+                let (status, body) = app.post("/v1/auth/verify", guess).await;
+                assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+            }
+        }
+        if round < 9 {
+            // Past the 15-minute window: the run of failures goes on, the window's budget does not.
+            app.clock.advance(15 * 60);
+        }
+    }
+    let notice = app.mail_to("streak@example.com").await;
+    assert!(
+        notice.data.contains("too many wrong codes"),
+        "{}",
+        notice.data
+    );
+    assert!(notice.data.contains("24 hours"), "{}", notice.data);
+    app.clock.advance(15 * 60);
+    // Locked: even the right code is refused, for a day.
+    let (key, right) = live_keys(&app, "streak@example.com", 1).await.remove(0);
+    let (status, body) = app
+        .post(
+            "/v1/auth/verify",
+            json!({ "email_key": key, "verification_code": right }),
+        )
+        .await;
+    assert_rate_limited(status, &body);
+    assert!(
+        body["error"]["details"]["retry_after"].as_i64().unwrap() > 20 * 3600,
+        "{body}"
+    );
+    let log = app.audit_log().await;
+    assert_eq!(
+        log.iter().filter(|(e, _, _)| e == "codes_locked").count(),
+        1,
+        "{log:?}"
+    );
+    app.clock.advance(24 * 3600);
+    app.login("streak@example.com", json!({})).await;
+}
+
+async fn login_with(
+    app: &TestApp,
+    base: &str,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({ "email_or_username": email, "password": password }));
+    if let Some(ip) = forwarded_for {
+        request = request.header("x-forwarded-for", ip);
+    }
+    request.send().await.unwrap()
+}
+
+async fn login_failures_are_budgeted_per_account_across_instances(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (other, _stop) = app.another_instance().await;
+    app.signup("slowed@example.com").await;
+    let bases = [app.base.clone(), other];
+    for i in 0..5 {
+        let response = login_with(
+            &app,
+            &bases[i % 2],
+            "slowed@example.com",
+            "wrong password",
+            None,
+        )
+        .await;
+        let (status, body) = read(response).await;
+        assert_error(status, &body, 401, "INVALID_CREDENTIALS");
+    }
+    // The sixth try, on either instance, even with the right password, waits.
+    for base in &bases {
+        let response = login_with(&app, base, "slowed@example.com", PASSWORD, None).await;
+        let retry_after: i64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (status, body) = read(response).await;
+        assert_error(status, &body, 429, "TOO_MANY_LOGIN_ATTEMPTS");
+        assert_eq!(
+            body["error"]["details"]["retry_after"], retry_after,
+            "{body}"
+        );
+        assert!((1..=15 * 60).contains(&retry_after), "{body}");
+    }
+    // Slowed, never locked out: after the window the owner gets in.
+    app.clock.advance(15 * 60);
+    app.login("slowed@example.com", json!({})).await;
+    // An unknown account is budgeted the same way.
+    for _ in 0..5 {
+        let (status, _) =
+            read(login_with(&app, &app.base, "ghost@example.com", "x", None).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) =
+        read(login_with(&app, &app.base, "ghost@example.com", "x", None).await).await;
+    assert_error(status, &body, 429, "TOO_MANY_LOGIN_ATTEMPTS");
+}
+
+async fn login_failures_are_budgeted_per_ip_and_forwarding_headers_only_count_from_trusted_proxies(
+    backend: Backend,
+) {
+    // Not behind a proxy: a forged X-Forwarded-For changes nothing.
+    let app = TestApp::start(backend, |s| {
+        s.set("login_ip_budget", "20/1m");
+    })
+    .await;
+    for i in 0..20 {
+        let forged = format!("203.0.113.{i}");
+        let response = login_with(
+            &app,
+            &app.base,
+            &format!("nobody{i}@example.com"),
+            "x",
+            Some(&forged),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = login_with(
+        &app,
+        &app.base,
+        "fresh@example.com",
+        "x",
+        Some("198.51.100.7"),
+    )
+    .await;
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 429, "TOO_MANY_LOGIN_ATTEMPTS");
+    app.clock.advance(60);
+    let response = login_with(&app, &app.base, "fresh@example.com", "x", None).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // Behind a trusted proxy, each client behind it has its own budget.
+    let app = TestApp::start(backend, |s| {
+        s.set("login_ip_budget", "20/1m")
+            .set("trusted_proxies", "127.0.0.1/32");
+    })
+    .await;
+    for i in 0..20 {
+        let response = login_with(
+            &app,
+            &app.base,
+            &format!("nobody{i}@example.com"),
+            "x",
+            Some("203.0.113.1"),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = read(
+        login_with(
+            &app,
+            &app.base,
+            "other@example.com",
+            "x",
+            Some("203.0.113.1"),
+        )
+        .await,
+    )
+    .await;
+    assert_error(status, &body, 429, "TOO_MANY_LOGIN_ATTEMPTS");
+    let response = login_with(
+        &app,
+        &app.base,
+        "other@example.com",
+        "x",
+        Some("203.0.113.2"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A body with what must differ between two requests (keys, addresses, trace ids, times) blanked.
+fn shape(body: &Value) -> Value {
+    let mut body = body.clone();
+    for field in ["email_key", "email"] {
+        if body.get(field).is_some() {
+            body[field] = json!("");
+        }
+    }
+    if body.get("error").is_some() {
+        body["error"]["trace_id"] = json!("");
+        body["error"]["timestamp"] = json!("");
+    }
+    body
+}
+
+async fn answers_are_the_same_for_known_and_unknown_addresses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("known@example.com").await;
+    let register = |email: &str, username: &str| {
+        app.post(
+            "/v1/auth/register",
+            json!({ "email": email, "username": username, "password": PASSWORD }),
+        )
+    };
+    let (_, taken_address) = register("known@example.com", "fresh_name").await;
+    let (_, new_address) = register("new@example.com", "other_name").await;
+    let (_, taken_username) = register("newer@example.com", "fresh_name").await;
+    assert_eq!(shape(&taken_address), shape(&new_address));
+    assert_eq!(shape(&taken_username), shape(&new_address));
+
+    let login = |email: &str| {
+        app.post(
+            "/v1/auth/login",
+            json!({ "email": email, "password": "wrong password" }),
+        )
+    };
+    let (known_status, known) = login("known@example.com").await;
+    let (unknown_status, unknown) = login("nobody@example.com").await;
+    assert_eq!(
+        (known_status, shape(&known)),
+        (unknown_status, shape(&unknown))
+    );
+
+    let forgot = |email: &str| app.post("/v1/auth/password/forgot", json!({ "email": email }));
+    let (_, known) = forgot("known@example.com").await;
+    let (_, unknown) = forgot("nobody@example.com").await;
+    assert_eq!(shape(&known), shape(&unknown));
+
+    app.clock.advance(61);
+    let resend = |key: &Value| app.post("/v1/auth/resend-email", json!({ "email_key": key }));
+    let (_, known) = resend(&known["email_key"]).await;
+    let (_, unknown) = resend(&unknown["email_key"]).await;
+    assert_eq!(shape(&known), shape(&unknown));
+    assert!(known["success"].as_bool().unwrap(), "{known}");
+}
