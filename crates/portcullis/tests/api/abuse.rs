@@ -195,7 +195,7 @@ async fn fifty_keys_with_one_wrong_code_each_evaluate_at_most_ten(backend: Backe
         .iter()
         .map(|(key, right)| (key.clone(), wrong_code(right, 0)))
         .collect();
-    let answers = guess_concurrently(&app, &[app.base.clone()], guesses).await;
+    let answers = guess_concurrently(&app, std::slice::from_ref(&app.base), guesses).await;
     assert_eq!(
         count(&answers, "INVALID_VERIFICATION_CODE"),
         10,
@@ -212,7 +212,7 @@ async fn fifty_concurrent_wrong_guesses_on_one_key_evaluate_exactly_five(backend
     let guesses = (0..50)
         .map(|_| (key.clone(), wrong_code(&right, 0)))
         .collect();
-    let answers = guess_concurrently(&app, &[app.base.clone()], guesses).await;
+    let answers = guess_concurrently(&app, std::slice::from_ref(&app.base), guesses).await;
     assert_eq!(
         count(&answers, "INVALID_VERIFICATION_CODE"),
         5,
