@@ -26,3 +26,6 @@ CREATE TABLE audit_tally (
 -- A registration's username, set on the account when the code is verified
 -- if it is still free: register itself never tells whether one is taken.
 ALTER TABLE email_keys ADD COLUMN username TEXT;
+
+-- Live keys are capped per address, decoys included.
+CREATE INDEX email_keys_by_email ON email_keys (email, created_at);

@@ -71,13 +71,11 @@ pub(super) async fn issue(
         ..crate::audit::Event::new(Kind::CodeSent)
     };
     work.audit(sent.detail(key.purpose.as_str()), now).await?;
+    let keep = s.config.live_keys_per_account;
+    keys::retire_beyond(work, key.email, &email_key, keep, now).await?;
     let message = message(s, key.purpose, &code);
     match key.user_id {
-        Some(user_id) => {
-            let keep = s.config.live_keys_per_account;
-            keys::retire_beyond(work, user_id, &email_key, keep, now).await?;
-            work.mail(key.email, message, now).await?;
-        }
+        Some(_) => work.mail(key.email, message, now).await?,
         None => work.withhold(key.email, message, now).await?,
     }
     Ok(email_key)

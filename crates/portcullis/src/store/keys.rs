@@ -144,24 +144,25 @@ pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::
     Ok(())
 }
 
-/// Retires the account's oldest live keys so that at most `keep` stay live,
+/// Retires the address's oldest live keys so that at most `keep` stay live,
 /// `newest` always among them (keys of the same second tie arbitrarily).
+/// By address, not account, so that decoys are retired alike.
 pub async fn retire_beyond(
     conn: &mut Conn,
-    user_id: &str,
+    email: &str,
     newest: &str,
     keep: i64,
     now: Timestamp,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE email_keys SET used_at = $3
-         WHERE user_id = $1 AND used_at IS NULL AND expires_at > $3 AND email_key <> $4
+         WHERE email = $1 AND used_at IS NULL AND expires_at > $3 AND email_key <> $4
            AND email_key NOT IN (
              SELECT email_key FROM email_keys
-             WHERE user_id = $1 AND used_at IS NULL AND expires_at > $3 AND email_key <> $4
+             WHERE email = $1 AND used_at IS NULL AND expires_at > $3 AND email_key <> $4
              ORDER BY created_at DESC, email_key LIMIT $2)",
     )
-    .bind(user_id)
+    .bind(email)
     .bind(keep - 1)
     .bind(now)
     .bind(newest)

@@ -491,3 +491,141 @@ async fn answers_are_the_same_for_known_and_unknown_addresses(backend: Backend) 
     assert_eq!(shape(&known), shape(&unknown));
     assert!(known["success"].as_bool().unwrap(), "{known}");
 }
+
+both!(known_and_unknown_addresses_take_the_same_time);
+
+/// Mann–Whitney U test, normal approximation: the z score of "the first
+/// sample tends to be larger than the second".
+fn mann_whitney_z(a: &[f64], b: &[f64]) -> f64 {
+    let mut all: Vec<(f64, bool)> = a
+        .iter()
+        .map(|&x| (x, true))
+        .chain(b.iter().map(|&x| (x, false)))
+        .collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    // Ranks from 1, ties share their mean rank.
+    let mut rank_sum_a = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum_a += all[i..=j].iter().filter(|(_, in_a)| *in_a).count() as f64 * rank;
+        i = j + 1;
+    }
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let u = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
+    let mean = n1 * n2 / 2.0;
+    let sd = (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt();
+    (u - mean) / sd
+}
+
+/// Times `request(known)` against `request(unknown)`, interleaved so that
+/// drift in the machine's load falls on both alike.
+async fn timings<F, Fut>(samples: usize, mut request: F) -> (Vec<f64>, Vec<f64>)
+where
+    F: FnMut(bool, usize) -> Fut,
+    Fut: std::future::Future<Output = StatusCode>,
+{
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        for is_known in [i % 2 == 0, i % 2 != 0] {
+            let started = std::time::Instant::now();
+            let status = request(is_known, i).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            assert!(
+                status.is_success() || status == StatusCode::UNAUTHORIZED,
+                "{status}"
+            );
+            if is_known {
+                known.push(elapsed)
+            } else {
+                unknown.push(elapsed)
+            }
+        }
+    }
+    (known, unknown)
+}
+
+/// |z| above 3.29 would mean p < 0.001: the two could be told apart.
+#[track_caller]
+fn assert_indistinguishable(what: &str, known: &[f64], unknown: &[f64]) {
+    let z = mann_whitney_z(known, unknown);
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1000.0
+    };
+    assert!(
+        z.abs() < 3.29,
+        "{what}: known {:.2} ms vs unknown {:.2} ms (medians), Mann–Whitney z = {z:.2}",
+        median(known),
+        median(unknown)
+    );
+}
+
+async fn known_and_unknown_addresses_take_the_same_time(backend: Backend) {
+    // Budgets and the live-key cap would end the runs early; they are tested above.
+    let app = TestApp::start(backend, |s| {
+        s.set("login_account_budget", "1000/15m")
+            .set("live_keys_per_account", "1000");
+    })
+    .await;
+    let app = &app;
+    app.signup("timed@example.com").await;
+    let address = |known: bool| {
+        if known {
+            "timed@example.com"
+        } else {
+            "untimed@example.com"
+        }
+    };
+
+    let (known, unknown) = timings(200, |is_known, _| {
+        let body = json!({ "email": address(is_known) });
+        async { app.post("/v1/auth/password/forgot", body).await.0 }
+    })
+    .await;
+    assert_indistinguishable("forgot", &known, &unknown);
+
+    let (known, unknown) = timings(20, |is_known, _| {
+        let body = json!({ "email_or_username": address(is_known), "password": "wrong password" });
+        async { app.post("/v1/auth/login", body).await.0 }
+    })
+    .await;
+    assert_indistinguishable("login", &known, &unknown);
+
+    let mut keys = Vec::new();
+    for i in 0..30 {
+        for is_known in [true, false] {
+            let (_, body) = app
+                .post(
+                    "/v1/auth/password/forgot",
+                    json!({ "email": address(is_known) }),
+                )
+                .await;
+            keys.push((
+                (is_known, i),
+                body["email_key"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    app.clock.advance(61);
+    let (known, unknown) = timings(30, |is_known, i| {
+        let key = keys
+            .iter()
+            .find(|(k, _)| *k == (is_known, i))
+            .unwrap()
+            .1
+            .clone();
+        async move {
+            app.post("/v1/auth/resend-email", json!({ "email_key": key }))
+                .await
+                .0
+        }
+    })
+    .await;
+    assert_indistinguishable("resend", &known, &unknown);
+}
