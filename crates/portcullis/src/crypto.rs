@@ -155,13 +155,15 @@ impl Secrets {
         )
     }
 
-    /// Encrypts for storage: base64 of nonce, ciphertext and tag.
-    pub fn encrypt(&self, plaintext: &[u8]) -> String {
+    /// Encrypts for storage, bound to `context` (what the value is and which
+    /// row holds it), so that a ciphertext moved to another row or purpose
+    /// does not decrypt: `v2:` and base64 of nonce, ciphertext and tag.
+    pub fn encrypt(&self, plaintext: &[u8], context: &str) -> String {
         let nonce_bytes = self.random::<NONCE_LEN>();
         let mut buf = plaintext.to_vec();
         let tag = self.aead.seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce_bytes),
-            aead::Aad::empty(),
+            aead::Aad::from(context.as_bytes()),
             &mut buf,
         );
         let Ok(tag) = tag else {
@@ -170,11 +172,17 @@ impl Secrets {
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&buf);
         out.extend_from_slice(tag.as_ref());
-        STANDARD.encode(out)
+        format!("{BOUND}{}", STANDARD.encode(out))
     }
 
-    pub fn decrypt(&self, stored: &str) -> Option<Vec<u8>> {
-        let bytes = STANDARD.decode(stored).ok()?;
+    /// Decrypts what [`Secrets::encrypt`] stored under the same `context`.
+    /// Values written before ciphertexts were bound (no `v2:`) open without it.
+    pub fn decrypt(&self, stored: &str, context: &str) -> Option<Vec<u8>> {
+        let (encoded, aad) = match stored.strip_prefix(BOUND) {
+            Some(encoded) => (encoded, context.as_bytes()),
+            None => (stored, &b""[..]),
+        };
+        let bytes = STANDARD.decode(encoded).ok()?;
         if bytes.len() < NONCE_LEN {
             return None;
         }
@@ -183,11 +191,14 @@ impl Secrets {
         let mut sealed = sealed.to_vec();
         let plain = self
             .aead
-            .open_in_place(nonce, aead::Aad::empty(), &mut sealed)
+            .open_in_place(nonce, aead::Aad::from(aad), &mut sealed)
             .ok()?;
         Some(plain.to_vec())
     }
 }
+
+/// The prefix of ciphertexts bound to their context.
+const BOUND: &str = "v2:";
 
 /// A fresh opaque refresh token: 256 bits of randomness.
 pub fn new_refresh_token(secrets: &Secrets) -> String {
@@ -241,11 +252,24 @@ mod tests {
     #[test]
     fn encryption_round_trips_and_detects_tampering() {
         let secrets = Secrets::from_key([7; 32]);
-        let sealed = secrets.encrypt(b"signing key");
-        assert_eq!(secrets.decrypt(&sealed).unwrap(), b"signing key");
+        let sealed = secrets.encrypt(b"signing key", "signing_key:k1");
+        assert_eq!(
+            secrets.decrypt(&sealed, "signing_key:k1").unwrap(),
+            b"signing key"
+        );
         let other = Secrets::from_key([8; 32]);
-        assert!(other.decrypt(&sealed).is_none());
-        assert!(secrets.decrypt("not base64!").is_none());
+        assert!(other.decrypt(&sealed, "signing_key:k1").is_none());
+        assert!(secrets.decrypt("not base64!", "signing_key:k1").is_none());
+    }
+
+    #[test]
+    fn a_ciphertext_does_not_open_in_another_row_or_purpose() {
+        let secrets = Secrets::from_key([7; 32]);
+        let sealed = secrets.encrypt(b"mail with a code", "outbox:msg_1");
+        assert!(secrets.decrypt(&sealed, "outbox:msg_2").is_none());
+        assert!(secrets.decrypt(&sealed, "signing_key:msg_1").is_none());
+        let unbound = sealed.strip_prefix("v2:").unwrap();
+        assert!(secrets.decrypt(unbound, "outbox:msg_1").is_none());
     }
 
     #[test]

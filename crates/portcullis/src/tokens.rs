@@ -73,7 +73,8 @@ impl Tokens {
         access_ttl: i64,
     ) -> anyhow::Result<Self> {
         let newest = keys.first().context("no signing key")?;
-        let pkcs8 = secrets.decrypt(&newest.private_key).context(
+        let context = signing_key_context(&newest.kid);
+        let pkcs8 = secrets.decrypt(&newest.private_key, &context).context(
             "cannot decrypt the signing key: is this the master key it was created with?",
         )?;
         let mut verifying = HashMap::new();
@@ -165,15 +166,21 @@ impl Tokens {
     }
 }
 
+/// What a signing key's encrypted private half is bound to: its row.
+fn signing_key_context(kid: &str) -> String {
+    format!("signing_key:{kid}")
+}
+
 fn generate(secrets: &Secrets, now: Timestamp) -> anyhow::Result<signing_keys::SigningKey> {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(secrets.rng())
         .map_err(|_| anyhow::anyhow!("key generation failed"))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
         .map_err(|_| anyhow::anyhow!("invalid generated key"))?;
+    let kid = hex(&secrets.random::<8>());
     Ok(signing_keys::SigningKey {
-        kid: hex(&secrets.random::<8>()),
+        private_key: secrets.encrypt(pkcs8.as_ref(), &signing_key_context(&kid)),
+        kid,
         alg: "EdDSA".into(),
-        private_key: secrets.encrypt(pkcs8.as_ref()),
         public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
         created_at: now,
     })

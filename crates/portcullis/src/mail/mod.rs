@@ -77,6 +77,11 @@ impl<'a> Message<'a> {
     }
 }
 
+/// What an outbox message's ciphertext is bound to: its row.
+fn outbox_context(id: &str) -> String {
+    format!("outbox:{id}")
+}
+
 /// Queues mail; the worker delivers it.
 pub struct Mailer {
     templates: Templates,
@@ -118,8 +123,10 @@ impl Mailer {
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let template = message.template();
         let rendered = self.templates.render(template, &vars);
-        let sealed = self.secrets.encrypt(&serde_json::to_vec(&rendered)?);
         let id = self.secrets.random_id("msg_");
+        let sealed = self
+            .secrets
+            .encrypt(&serde_json::to_vec(&rendered)?, &outbox_context(&id));
         outbox::insert(conn, &id, to, template.name(), &sealed, withheld, now).await?;
         Ok(())
     }

@@ -46,7 +46,10 @@ impl Worker {
             if !outbox::lease(&mut conn, &msg, now + LEASE_SECS).await? {
                 continue;
             }
-            let result = match msg.message.as_deref().and_then(|m| self.secrets.decrypt(m)) {
+            let sealed = msg.message.as_deref();
+            let plain =
+                sealed.and_then(|m| self.secrets.decrypt(m, &super::outbox_context(&msg.id)));
+            let result = match plain {
                 Some(plain) => match serde_json::from_slice::<Rendered>(&plain) {
                     Ok(rendered) => {
                         self.transport
