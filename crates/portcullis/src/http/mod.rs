@@ -15,7 +15,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use tracing::Instrument;
 
-use crate::error::{ApiError, TRACE_ID};
+use crate::error::{ApiError, RequestContext, REQUEST};
 use extract::AppState;
 
 /// Bodies over this are refused with 413 (SPEC §6).
@@ -56,13 +56,18 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Gives every request a trace id (in errors, in `X-Request-Id` and in its
-/// log line) and logs one line per request.
+/// log line) and the server's clock for the errors' timestamps, and logs one
+/// line per request.
 async fn request_context(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let trace_id = format!("req_{}", crate::crypto::hex(&s.secrets.random::<12>()));
     let span = tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path());
     let started = Instant::now();
-    let mut response = TRACE_ID
-        .scope(trace_id.clone(), next.run(req).instrument(span.clone()))
+    let context = RequestContext {
+        trace_id: trace_id.clone(),
+        clock: s.clock.clone(),
+    };
+    let mut response = REQUEST
+        .scope(context, next.run(req).instrument(span.clone()))
         .await;
     span.in_scope(|| {
         tracing::info!(
