@@ -215,17 +215,130 @@ pub struct ErrorEnvelope {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `INVALID_CREDENTIALS`.
-    pub code: String,
+    pub code: ErrorCode,
+    /// The name of the code's kind of error, e.g. `UnauthorizedError`.
     pub name: String,
     pub message: String,
     pub system_message: String,
+    /// The broad class of the error, e.g. `authentication_error`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The HTTP status of the answer.
     pub status: u16,
     /// Also sent as `X-Request-Id` and written to the server's log line.
     pub trace_id: String,
+    /// When the error happened, RFC 3339 in UTC.
+    #[schema(format = DateTime)]
     pub timestamp: String,
     #[schema(value_type = Object)]
     pub details: Value,
+}
+
+/// The stable error codes of the API (SPEC §4): clients match on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// 422; `details` maps each field to what is wrong with it.
+    ValidationError,
+    /// 400: the body is not a JSON object, or not sent as JSON.
+    InvalidJson,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 401: no credentials were sent.
+    AuthenticationRequired,
+    /// 401: the token is malformed, forged or revoked.
+    InvalidToken,
+    /// 401
+    TokenExpired,
+    /// 403: the caller may not do this.
+    InsufficientPermissions,
+    /// 401: wrong login or password, with no hint which.
+    InvalidCredentials,
+    /// 403
+    AccountDisabled,
+    /// 401
+    InvalidTotpCode,
+    /// 401; `details.attempts_remaining`.
+    InvalidVerificationCode,
+    /// 401: the email key is unknown, used or past its lifetime.
+    VerificationExpired,
+    /// 429: the email key is burned; start again.
+    VerificationAttemptsExceeded,
+    /// 429; `details.retry_after` and a `Retry-After` header.
+    TooManyLoginAttempts,
+    /// 429; `details.retry_after` and a `Retry-After` header.
+    RateLimited,
+    /// 429; `details.retry_after` and a `Retry-After` header.
+    ResendTooSoon,
+    /// 401
+    RefreshTokenInvalid,
+    /// 401: an old refresh token came back; its session is revoked.
+    RefreshTokenReused,
+    /// 422
+    WeakPassword,
+    /// 404
+    NotFound,
+    /// 405
+    MethodNotAllowed,
+    /// 503, with a `Retry-After` header.
+    ServiceUnavailable,
+    /// 500; the details are in the server's log only.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The HTTP status of an answer with this code.
+    pub fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => 400,
+            AuthenticationRequired
+            | InvalidToken
+            | TokenExpired
+            | InvalidCredentials
+            | InvalidTotpCode
+            | InvalidVerificationCode
+            | VerificationExpired
+            | RefreshTokenInvalid
+            | RefreshTokenReused => 401,
+            InsufficientPermissions | AccountDisabled => 403,
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            PayloadTooLarge => 413,
+            ValidationError | WeakPassword => 422,
+            VerificationAttemptsExceeded | TooManyLoginAttempts | RateLimited | ResendTooSoon => {
+                429
+            }
+            InternalError => 500,
+            ServiceUnavailable => 503,
+        }
+    }
+
+    /// The envelope's `error.name`, which follows the status.
+    pub fn name(self) -> &'static str {
+        match self.status() {
+            400 => "BadRequestError",
+            401 => "UnauthorizedError",
+            403 => "ForbiddenError",
+            404 => "NotFoundError",
+            405 => "MethodNotAllowedError",
+            413 => "PayloadTooLargeError",
+            422 => "ValidationError",
+            429 => "RateLimitError",
+            503 => "ServiceUnavailableError",
+            _ => "InternalServerError",
+        }
+    }
+
+    /// The envelope's `error.type`, which follows the status.
+    pub fn kind(self) -> &'static str {
+        match self.status() {
+            400 | 404 | 405 | 413 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "authorization_error",
+            422 => "validation_error",
+            429 => "rate_limit_error",
+            _ => "server_error",
+        }
+    }
 }

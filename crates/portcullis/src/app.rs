@@ -93,6 +93,7 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let router = crate::http::router(self.services.clone())?;
         let (stop, stopped) = watch::channel(false);
         let retention = tokio::spawn(retention::run(
             self.services.db.clone(),
@@ -100,7 +101,6 @@ impl App {
             stopped.clone(),
         ));
         let worker = tokio::spawn(self.worker.run(stopped));
-        let router = crate::http::router(self.services.clone());
         tracing::info!(address = %self.listener.local_addr()?, "portcullis listening");
         let served = axum::serve(
             self.listener,

@@ -2,19 +2,31 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_proto::{ErrorBody, ErrorEnvelope};
+use portcullis_proto::{ErrorBody, ErrorCode, ErrorEnvelope};
 use serde_json::{json, Value};
 
+use crate::clock::{rfc3339, Clock, SystemClock};
+
+/// What an error rendered during a request takes from it.
+pub struct RequestContext {
+    /// Sent as `X-Request-Id`, written to the request's log line.
+    pub trace_id: String,
+    /// The server's clock, which tests move by hand.
+    pub clock: Arc<dyn Clock>,
+}
+
 tokio::task_local! {
-    /// The id of the request being served, set by the request middleware.
-    pub static TRACE_ID: String;
+    /// The request being served, set by the request middleware.
+    pub static REQUEST: RequestContext;
 }
 
 /// The current request's trace id, or an empty string outside a request.
 pub fn trace_id() -> String {
-    TRACE_ID.try_with(Clone::clone).unwrap_or_default()
+    REQUEST.try_with(|r| r.trace_id.clone()).unwrap_or_default()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,117 +127,64 @@ impl ApiError {
         ApiError::Validation(BTreeMap::from([(field.to_owned(), message.into())]))
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    /// The stable code of each error and the message a client may show.
+    fn code_and_message(&self) -> (ErrorCode, &str) {
         use ApiError::*;
-        let unauthorized = StatusCode::UNAUTHORIZED;
-        let (status, code, message): (_, _, String) = match self {
-            Validation(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "VALIDATION_ERROR",
-                "Validation failed".into(),
-            ),
-            InvalidJson(_) => (
-                StatusCode::BAD_REQUEST,
-                "INVALID_JSON",
-                "The request body is not valid JSON".into(),
-            ),
-            PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "The request body is too large".into(),
-            ),
-            AuthenticationRequired => (
-                unauthorized,
-                "AUTHENTICATION_REQUIRED",
-                "Authentication required".into(),
-            ),
+        match self {
+            Validation(_) => (ErrorCode::ValidationError, "Validation failed"),
+            InvalidJson(_) => (ErrorCode::InvalidJson, "The request body is not valid JSON"),
+            PayloadTooLarge => (ErrorCode::PayloadTooLarge, "The request body is too large"),
+            AuthenticationRequired => {
+                (ErrorCode::AuthenticationRequired, "Authentication required")
+            }
             InvalidToken => (
-                unauthorized,
-                "INVALID_TOKEN",
-                "The token is invalid or has been revoked".into(),
+                ErrorCode::InvalidToken,
+                "The token is invalid or has been revoked",
             ),
-            TokenExpired => (
-                unauthorized,
-                "TOKEN_EXPIRED",
-                "The token has expired".into(),
-            ),
-            InvalidCredentials => (
-                unauthorized,
-                "INVALID_CREDENTIALS",
-                "Invalid email or password".into(),
-            ),
-            AccountDisabled => (
-                StatusCode::FORBIDDEN,
-                "ACCOUNT_DISABLED",
-                "This account is disabled".into(),
-            ),
+            TokenExpired => (ErrorCode::TokenExpired, "The token has expired"),
+            InvalidCredentials => (ErrorCode::InvalidCredentials, "Invalid email or password"),
+            AccountDisabled => (ErrorCode::AccountDisabled, "This account is disabled"),
             InvalidVerificationCode { .. } => (
-                unauthorized,
-                "INVALID_VERIFICATION_CODE",
-                "Invalid verification code".into(),
+                ErrorCode::InvalidVerificationCode,
+                "Invalid verification code",
             ),
             VerificationExpired => (
-                unauthorized,
-                "VERIFICATION_EXPIRED",
-                "The verification key is invalid or has expired; start again".into(),
+                ErrorCode::VerificationExpired,
+                "The verification key is invalid or has expired; start again",
             ),
             VerificationAttemptsExceeded => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "VERIFICATION_ATTEMPTS_EXCEEDED",
-                "Too many attempts for this verification key; start again".into(),
+                ErrorCode::VerificationAttemptsExceeded,
+                "Too many attempts for this verification key; start again",
             ),
             ResendTooSoon { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "RESEND_TOO_SOON",
-                "Please wait before requesting another code".into(),
+                ErrorCode::ResendTooSoon,
+                "Please wait before requesting another code",
             ),
             TooManyLoginAttempts { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOO_MANY_LOGIN_ATTEMPTS",
-                "Too many failed login attempts; try again later".into(),
+                ErrorCode::TooManyLoginAttempts,
+                "Too many failed login attempts; try again later",
             ),
-            RateLimited { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
-                "Too many requests; try again later".into(),
-            ),
+            RateLimited { .. } => (ErrorCode::RateLimited, "Too many requests; try again later"),
             RefreshTokenInvalid => (
-                unauthorized,
-                "REFRESH_TOKEN_INVALID",
-                "The refresh token is invalid or has expired".into(),
+                ErrorCode::RefreshTokenInvalid,
+                "The refresh token is invalid or has expired",
             ),
             RefreshTokenReused => (
-                unauthorized,
-                "REFRESH_TOKEN_REUSED",
-                "The refresh token was already used; the session has been revoked".into(),
+                ErrorCode::RefreshTokenReused,
+                "The refresh token was already used; the session has been revoked",
             ),
-            WeakPassword(why) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "WEAK_PASSWORD",
-                (*why).into(),
-            ),
-            NotFound => (
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "The requested resource was not found".into(),
-            ),
+            WeakPassword(why) => (ErrorCode::WeakPassword, why),
+            NotFound => (ErrorCode::NotFound, "The requested resource was not found"),
             MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                "This method is not allowed here".into(),
+                ErrorCode::MethodNotAllowed,
+                "This method is not allowed here",
             ),
             Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
-                "The service is temporarily unavailable; try again shortly".into(),
+                ErrorCode::ServiceUnavailable,
+                "The service is temporarily unavailable; try again shortly",
             ),
-            Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
-                "An internal error occurred".into(),
-            ),
-        };
-        (status, code, message)
+            Internal(_) => (ErrorCode::InternalError, "An internal error occurred"),
+        }
     }
 
     fn details(&self) -> Value {
@@ -253,40 +212,29 @@ impl ApiError {
     }
 }
 
-/// `error.name` and `error.type` of the envelope, by status.
-fn name_and_type(status: StatusCode) -> (&'static str, &'static str) {
-    match status {
-        StatusCode::UNPROCESSABLE_ENTITY => ("ValidationError", "validation_error"),
-        StatusCode::BAD_REQUEST => ("BadRequestError", "invalid_request_error"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("PayloadTooLargeError", "invalid_request_error"),
-        StatusCode::UNAUTHORIZED => ("UnauthorizedError", "authentication_error"),
-        StatusCode::FORBIDDEN => ("ForbiddenError", "authorization_error"),
-        StatusCode::NOT_FOUND => ("NotFoundError", "invalid_request_error"),
-        StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowedError", "invalid_request_error"),
-        StatusCode::TOO_MANY_REQUESTS => ("RateLimitError", "rate_limit_error"),
-        StatusCode::SERVICE_UNAVAILABLE => ("ServiceUnavailableError", "server_error"),
-        _ => ("InternalServerError", "server_error"),
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
+        let (code, message) = self.code_and_message();
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = ?cause, "internal error");
         }
-        let (name, kind) = name_and_type(status);
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (trace_id, now) = REQUEST
+            .try_with(|r| (r.trace_id.clone(), r.clock.now()))
+            // Outside a request (no trace id to give) the wall clock is all there is.
+            .unwrap_or_else(|_| (String::new(), SystemClock.now()));
         let body = ErrorEnvelope {
             success: false,
             error: ErrorBody {
-                code: code.into(),
-                name: name.into(),
-                message,
+                code,
+                name: code.name().into(),
+                message: message.into(),
                 system_message: self.system_message(),
-                kind: kind.into(),
+                kind: code.kind().into(),
                 status: status.as_u16(),
-                trace_id: trace_id(),
-                timestamp: crate::clock::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
+                trace_id,
+                timestamp: rfc3339(now),
                 details: self.details(),
             },
         };

@@ -1,18 +1,32 @@
-//! `/v1/auth`: the end-user endpoints of SPEC §3.1.
+//! `/v1/auth`: registration, login and the emailed codes of SPEC §3.1.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::extract::{ApiJson, AppState, Bearer, ClientMeta};
+use super::extract::{ApiJson, AppState, ClientMeta};
 use super::responses;
 use crate::auth::{self, LoginOutcome};
 use crate::domain::{Code, Device, Email, LoginName, PersonName, Username};
 use crate::error::ApiError;
 use portcullis_proto::*;
 
-#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 200, body = StepOneResponse), (status = 422, body = ErrorEnvelope)))]
-pub async fn register(
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(verify))
+        .routes(routes!(resend_email))
+}
+
+/// Creates an account and emails a registration code (login step 1's answer).
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest, responses(
+    (status = 200, description = "A code was emailed (an address already taken gets the same answer)", body = StepOneResponse),
+    (status = 422, description = "WEAK_PASSWORD: too short, too long or too common", body = ErrorEnvelope),
+    (status = 429, description = "RATE_LIMITED: too many codes mailed to this address or for this client (`details.retry_after`, `Retry-After`)", body = ErrorEnvelope),
+))]
+async fn register(
     State(s): State<AppState>,
     ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<RegisterRequest>,
@@ -30,10 +44,14 @@ pub async fn register(
     )))
 }
 
-#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, description = "A code was emailed or, when none is needed, the tokens", body = LoginResponse),
-        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
-pub async fn login(
+/// Login step 1: checks the password, then emails a code or, when none is needed, answers with the tokens.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest, responses(
+    (status = 200, description = "A code was emailed or, when none is needed, the tokens", body = LoginResponse),
+    (status = 401, description = "INVALID_CREDENTIALS: unknown account or wrong password", body = ErrorEnvelope),
+    (status = 403, description = "ACCOUNT_DISABLED: the password is right but the account is disabled", body = ErrorEnvelope),
+    (status = 429, description = "TOO_MANY_LOGIN_ATTEMPTS: too many failed logins for this account or from this client (`details.retry_after`, `Retry-After`)", body = ErrorEnvelope),
+))]
+async fn login(
     State(s): State<AppState>,
     ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<LoginRequest>,
@@ -52,9 +70,14 @@ pub async fn login(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/auth/verify", tag = "auth", request_body = VerifyRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
-pub async fn verify(
+/// Login step 2 (and registration's): the emailed code for tokens.
+#[utoipa::path(post, path = "/v1/auth/verify", tag = "auth", request_body = VerifyRequest, responses(
+    (status = 200, description = "Tokens for a new device session", body = TokenResponse),
+    (status = 401, description = "INVALID_VERIFICATION_CODE (`details.attempts_remaining`), or VERIFICATION_EXPIRED: the key is unknown, used or expired", body = ErrorEnvelope),
+    (status = 403, description = "ACCOUNT_DISABLED", body = ErrorEnvelope),
+    (status = 429, description = "VERIFICATION_ATTEMPTS_EXCEEDED: the key is burned; start again; or RATE_LIMITED: too many wrong codes for this address or from this client, or its code flows are locked (`details.retry_after`, `Retry-After`)", body = ErrorEnvelope),
+))]
+async fn verify(
     State(s): State<AppState>,
     ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<VerifyRequest>,
@@ -69,9 +92,13 @@ pub async fn verify(
     Ok(Json(responses::tokens(grant)))
 }
 
-#[utoipa::path(post, path = "/v1/auth/resend-email", tag = "auth", request_body = EmailKeyRequest,
-    responses((status = 200, body = StepOneResponse), (status = 429, body = ErrorEnvelope)))]
-pub async fn resend_email(
+/// Emails a fresh code for a key; the old code stops working.
+#[utoipa::path(post, path = "/v1/auth/resend-email", tag = "auth", request_body = EmailKeyRequest, responses(
+    (status = 200, description = "A fresh code was emailed", body = StepOneResponse),
+    (status = 401, description = "VERIFICATION_EXPIRED: the key is unknown, used or expired", body = ErrorEnvelope),
+    (status = 429, description = "VERIFICATION_ATTEMPTS_EXCEEDED: no more codes for this key; RESEND_TOO_SOON or RATE_LIMITED: too many codes mailed to this address or for this client (`details.retry_after`, `Retry-After`)", body = ErrorEnvelope),
+))]
+async fn resend_email(
     State(s): State<AppState>,
     ClientMeta(client): ClientMeta,
     ApiJson(req): ApiJson<EmailKeyRequest>,
@@ -80,135 +107,5 @@ pub async fn resend_email(
     Ok(Json(responses::step_one(
         step,
         "A new verification code has been sent.",
-    )))
-}
-
-#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorEnvelope)))]
-pub async fn refresh(
-    State(s): State<AppState>,
-    ClientMeta(client): ClientMeta,
-    ApiJson(req): ApiJson<RefreshRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
-    use secrecy::ExposeSecret;
-    let grant = auth::refresh(&s, req.refresh_token.expose_secret(), &client).await?;
-    Ok(Json(responses::tokens(grant)))
-}
-
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = MessageResponse), (status = 401, body = ErrorEnvelope)))]
-pub async fn logout(
-    State(s): State<AppState>,
-    Bearer(caller): Bearer,
-) -> Result<Json<MessageResponse>, ApiError> {
-    auth::logout(&s, &caller).await?;
-    Ok(Json(responses::message("Logged out.")))
-}
-
-#[utoipa::path(post, path = "/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = MessageResponse), (status = 401, body = ErrorEnvelope)))]
-pub async fn logout_all(
-    State(s): State<AppState>,
-    Bearer(caller): Bearer,
-) -> Result<Json<MessageResponse>, ApiError> {
-    let revoked = auth::logout_all(&s, &caller).await?;
-    Ok(Json(responses::message(format!(
-        "Logged out of {revoked} session(s)."
-    ))))
-}
-
-#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = UserBody), (status = 401, body = ErrorEnvelope)))]
-pub async fn me(
-    State(s): State<AppState>,
-    Bearer(caller): Bearer,
-) -> Result<Json<UserBody>, ApiError> {
-    Ok(Json(responses::user(auth::me(&s, &caller).await?)))
-}
-
-/// The same as `GET`, for clients that try their token with a `POST`; any body is ignored.
-#[utoipa::path(post, path = "/v1/auth/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = UserBody), (status = 401, body = ErrorEnvelope)))]
-pub async fn me_post(state: State<AppState>, caller: Bearer) -> Result<Json<UserBody>, ApiError> {
-    me(state, caller).await
-}
-
-#[utoipa::path(get, path = "/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = SessionsResponse), (status = 401, body = ErrorEnvelope)))]
-pub async fn sessions(
-    State(s): State<AppState>,
-    Bearer(caller): Bearer,
-) -> Result<Json<SessionsResponse>, ApiError> {
-    let sessions = auth::list_sessions(&s, &caller).await?;
-    let sessions = sessions
-        .into_iter()
-        .map(|x| responses::session(x, &caller.session_id))
-        .collect();
-    Ok(Json(SessionsResponse {
-        success: true,
-        sessions,
-    }))
-}
-
-#[utoipa::path(delete, path = "/v1/auth/sessions/{device_id}", tag = "auth", security(("bearer" = [])),
-    params(("device_id" = String, Path, description = "The device whose session to revoke")),
-    responses((status = 200, body = MessageResponse), (status = 404, body = ErrorEnvelope)))]
-pub async fn revoke_session(
-    State(s): State<AppState>,
-    Bearer(caller): Bearer,
-    Path(device_id): Path<String>,
-) -> Result<Json<MessageResponse>, ApiError> {
-    if device_id.contains('\0') {
-        return Err(ApiError::NotFound);
-    }
-    auth::revoke_device(&s, &caller, &device_id).await?;
-    Ok(Json(responses::message("Session revoked.")))
-}
-
-#[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "auth", request_body = ForgotPasswordRequest,
-    responses((status = 200, body = StepOneResponse), (status = 422, body = ErrorEnvelope)))]
-pub async fn forgot_password(
-    State(s): State<AppState>,
-    ClientMeta(client): ClientMeta,
-    ApiJson(req): ApiJson<ForgotPasswordRequest>,
-) -> Result<Json<StepOneResponse>, ApiError> {
-    let email = Email::parse("email", &req.email)?;
-    let step = auth::forgot_password(&s, &email, &client).await?;
-    Ok(Json(responses::step_one(
-        step,
-        "If an account exists for this address, a code has been sent to it.",
-    )))
-}
-
-#[utoipa::path(post, path = "/v1/auth/password/reset", tag = "auth", request_body = ResetPasswordRequest,
-    responses((status = 200, body = MessageResponse), (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
-pub async fn reset_password(
-    State(s): State<AppState>,
-    ClientMeta(client): ClientMeta,
-    ApiJson(req): ApiJson<ResetPasswordRequest>,
-) -> Result<Json<MessageResponse>, ApiError> {
-    let code = Code::parse(
-        "verification_code",
-        &req.verification_code,
-        s.config.reset_code_digits,
-    )?;
-    auth::reset_password(&s, &req.email_key, &code, &req.new_password, &client).await?;
-    Ok(Json(responses::message(
-        "Password changed. Every session has been signed out.",
-    )))
-}
-
-#[utoipa::path(post, path = "/v1/auth/password/change", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
-    responses((status = 200, body = MessageResponse), (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
-pub async fn change_password(
-    State(s): State<AppState>,
-    Bearer(caller): Bearer,
-    ClientMeta(client): ClientMeta,
-    ApiJson(req): ApiJson<ChangePasswordRequest>,
-) -> Result<Json<MessageResponse>, ApiError> {
-    let (current, new) = (&req.current_password, &req.new_password);
-    auth::change_password(&s, &caller, current, new, &client).await?;
-    Ok(Json(responses::message(
-        "Password changed. Your other sessions have been signed out.",
     )))
 }

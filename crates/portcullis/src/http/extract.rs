@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
@@ -78,6 +79,23 @@ fn field_with_nul(value: &serde_json::Value) -> Option<String> {
             field_with_nul(value).map(|inner| if inner == "body" { key.clone() } else { inner })
         }),
         _ => None,
+    }
+}
+
+/// Path parameters. One that cannot be read (not text once decoded, or not
+/// of the expected type) names nothing that exists: `NOT_FOUND`.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::NotFound),
+            // A route without the parameter its handler reads: a bug, not bad input.
+            Err(other) => Err(ApiError::Internal(anyhow::anyhow!(other.body_text()))),
+        }
     }
 }
 

@@ -1,9 +1,13 @@
-//! The HTTP API: routes, the request middleware and the operational endpoints.
+//! The HTTP API: one router per resource, each route declared with its
+//! OpenAPI operation, and the request middleware.
 
 mod auth;
 pub mod extract;
+mod openapi;
 mod ops;
+mod password;
 mod responses;
+mod sessions;
 
 use std::time::Instant;
 
@@ -11,11 +15,11 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{ApiError, TRACE_ID};
+use crate::error::{ApiError, RequestContext, REQUEST};
 use extract::AppState;
 
 /// Bodies over this are refused with 413 (SPEC §6).
@@ -23,46 +27,40 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/auth/register", post(auth::register))
-        .route("/v1/auth/login", post(auth::login))
-        .route("/v1/auth/verify", post(auth::verify))
-        .route("/v1/auth/resend-email", post(auth::resend_email))
-        .route("/v1/auth/refresh", post(auth::refresh))
-        .route("/v1/auth/logout", post(auth::logout))
-        .route("/v1/auth/logout-all", post(auth::logout_all))
-        .route("/v1/auth/me", get(auth::me).post(auth::me_post))
-        .route("/v1/auth/sessions", get(auth::sessions))
-        .route(
-            "/v1/auth/sessions/{device_id}",
-            delete(auth::revoke_session),
-        )
-        .route("/v1/auth/password/forgot", post(auth::forgot_password))
-        .route("/v1/auth/password/reset", post(auth::reset_password))
-        .route("/v1/auth/password/change", post(auth::change_password))
-        .route("/.well-known/jwks.json", get(ops::jwks))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/openapi.json", get(ops::openapi))
+/// Every route of the API, and the OpenAPI document built from them once.
+pub fn router(state: AppState) -> anyhow::Result<Router> {
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(auth::router())
+        .merge(sessions::router())
+        .merge(password::router())
+        .merge(ops::router())
+        .split_for_parts();
+    openapi::add_common_answers(&mut doc);
+    Ok(router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(Extension(openapi::Document::new(&doc)?))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
         ))
-        .with_state(state)
+        .with_state(state))
 }
 
 /// Gives every request a trace id (in errors, in `X-Request-Id` and in its
-/// log line) and logs one line per request.
+/// log line) and the server's clock for the errors' timestamps, and logs one
+/// line per request.
 async fn request_context(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let trace_id = format!("req_{}", crate::crypto::hex(&s.secrets.random::<12>()));
     let span = tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path());
     let started = Instant::now();
-    let mut response = TRACE_ID
-        .scope(trace_id.clone(), next.run(req).instrument(span.clone()))
+    let context = RequestContext {
+        trace_id: trace_id.clone(),
+        clock: s.clock.clone(),
+    };
+    let mut response = REQUEST
+        .scope(context, next.run(req).instrument(span.clone()))
         .await;
     span.in_scope(|| {
         tracing::info!(

@@ -12,6 +12,7 @@ mod bad_input;
 mod binary;
 mod clients;
 mod codes;
+mod contract;
 mod flow;
 mod operations;
 mod outage;
