@@ -170,24 +170,63 @@ impl FromRequestParts<AppState> for ClientMeta {
     }
 }
 
-/// Walks `X-Forwarded-For` from the right, skipping trusted proxies.
+/// The client's address: the TCP peer, unless it is a trusted proxy; then
+/// the forwarding chain (`Forwarded`'s `for=` if the proxy sent it, else
+/// `X-Forwarded-For`) read from the right, past trusted proxies. An entry
+/// that is not an address (`unknown`, an obfuscated name) ends the walk at
+/// the last hop known, so nothing written left of it can be believed.
+/// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
+    let mut hop = peer.to_canonical();
+    if !is_trusted(&hop) {
+        return hop;
     }
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
+    let texts = |name: &str| -> Vec<String> {
+        let values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        values
+            .flat_map(|v| v.split(','))
+            .map(str::to_owned)
+            .collect()
+    };
+    let forwarded = texts("forwarded");
+    let chain: Vec<Option<IpAddr>> = if forwarded.is_empty() {
+        texts("x-forwarded-for")
+            .iter()
+            .map(|e| e.trim().parse().ok())
+            .collect()
+    } else {
+        forwarded.iter().map(|e| forwarded_for(e)).collect()
+    };
+    for entry in chain.into_iter().rev() {
+        let Some(ip) = entry.map(|ip| ip.to_canonical()) else {
+            return hop;
+        };
+        hop = ip;
+        if !is_trusted(&hop) {
+            return hop;
+        }
+    }
+    hop
+}
+
+/// The address in one `Forwarded` element's `for=` parameter (RFC 7239):
+/// `for=192.0.2.60`, `for="192.0.2.60:8080"`, `for="[2001:db8::17]:4711"`.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    let value = element.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("for")
+            .then_some(value.trim())
+    })?;
+    let value = value.trim_matches('"');
+    if let Some(v6) = value.strip_prefix('[') {
+        return v6.split(']').next()?.parse().ok();
+    }
+    value
+        .parse()
+        .ok()
+        .or_else(|| value.split(':').next()?.parse().ok())
 }
 
 #[cfg(test)]
@@ -207,6 +246,58 @@ mod tests {
         );
         assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
         assert_eq!(client_ip(proxy, &headers, &[]), proxy);
+    }
+
+    #[test]
+    fn forwarded_is_read_like_x_forwarded_for() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "forwarded",
+            "for=198.51.100.1, for=\"[2001:db8::17]:4711\";proto=https, for=\"10.0.0.3:80\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted).to_string(),
+            "2001:db8::17"
+        );
+        // Forwarded wins over X-Forwarded-For when a proxy sends both.
+        headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted).to_string(),
+            "2001:db8::17"
+        );
+    }
+
+    #[test]
+    fn an_entry_that_is_no_address_stops_the_walk() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "203.0.113.9, unknown, 10.0.0.2".parse().unwrap(),
+        );
+        assert_eq!(client_ip(proxy, &headers, &trusted).to_string(), "10.0.0.2");
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_ipv4_ranges() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "::ffff:203.0.113.9".parse().unwrap());
+        assert_eq!(
+            client_ip(mapped, &headers, &trusted).to_string(),
+            "203.0.113.9"
+        );
+        let stranger: IpAddr = "::ffff:198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(stranger, &headers, &trusted).to_string(),
+            "198.51.100.1"
+        );
     }
 
     #[test]
