@@ -34,6 +34,10 @@ impl std::fmt::Debug for Secrets {
 pub enum MasterKeyError {
     #[error("PORTCULLIS_MASTER_KEY must be 32 bytes in base64")]
     Malformed,
+    #[error("PORTCULLIS_MASTER_KEY looks made by hand (too few distinct bytes): production needs 32 random bytes, e.g. `openssl rand -base64 32`")]
+    Weak,
+    #[error("master key file {path} can be read by other users: `chmod 600 {path}`")]
+    Exposed { path: String },
     #[error("master key file {path}: {source}")]
     File {
         path: String,
@@ -46,7 +50,11 @@ impl Secrets {
     /// (generated with mode 0600 on first start).
     pub fn load(config: &Config) -> Result<Self, MasterKeyError> {
         if let Some(key) = &config.master_key {
-            return Self::from_base64(key.expose_secret());
+            let key = decode_key(key.expose_secret())?;
+            if config.mode == Mode::Production && !looks_random(&key) {
+                return Err(MasterKeyError::Weak);
+            }
+            return Ok(Self::from_key(key));
         }
         debug_assert_eq!(
             config.mode,
@@ -58,8 +66,17 @@ impl Secrets {
             path: path.display().to_string(),
             source,
         };
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(MasterKeyError::Exposed {
+                    path: path.display().to_string(),
+                });
+            }
+        }
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_base64(text.trim()),
+            Ok(text) => Ok(Self::from_key(decode_key(&text)?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = random_bytes::<32>(&SystemRandom::new());
                 write_private(path, STANDARD.encode(key).as_bytes()).map_err(file_err)?;
@@ -68,14 +85,6 @@ impl Secrets {
             }
             Err(e) => Err(file_err(e)),
         }
-    }
-
-    fn from_base64(text: &str) -> Result<Self, MasterKeyError> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| MasterKeyError::Malformed)?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| MasterKeyError::Malformed)?;
-        Ok(Self::from_key(key))
     }
 
     pub fn from_key(master: [u8; 32]) -> Self {
@@ -225,6 +234,22 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+fn decode_key(text: &str) -> Result<[u8; 32], MasterKeyError> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| MasterKeyError::Malformed)?;
+    bytes.try_into().map_err(|_| MasterKeyError::Malformed)
+}
+
+/// 32 random bytes have about 30 distinct values, give or take 1.3; fewer
+/// than 20 is beyond seven deviations, while keys typed or repeated by hand
+/// (all zeros, a phrase, hex digits) have at most 16.
+fn looks_random(key: &[u8; 32]) -> bool {
+    let mut seen = [false; 256];
+    key.iter().for_each(|&b| seen[usize::from(b)] = true);
+    seen.iter().filter(|&&s| s).count() >= 20
+}
+
 fn random_bytes<const N: usize>(rng: &SystemRandom) -> [u8; N] {
     let mut buf = [0u8; N];
     if rng.fill(&mut buf).is_err() {
@@ -270,6 +295,14 @@ mod tests {
         assert!(secrets.decrypt(&sealed, "signing_key:msg_1").is_none());
         let unbound = sealed.strip_prefix("v2:").unwrap();
         assert!(secrets.decrypt(unbound, "outbox:msg_1").is_none());
+    }
+
+    #[test]
+    fn hand_made_master_keys_do_not_look_random() {
+        assert!(!looks_random(&[0; 32]));
+        assert!(!looks_random(b"0123456789abcdef0123456789abcdef"));
+        let secrets = Secrets::from_key([1; 32]);
+        assert!(looks_random(&secrets.random::<32>()));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Where messages go: the console (development), `.eml` files, or SMTP.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +13,8 @@ use crate::config::{MailConfig, MailTransport};
 
 pub enum Transport {
     Console,
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// `.eml` files in a folder only the server's user can read: they hold live codes.
+    File(AsyncFileTransport<Tokio1Executor>, PathBuf),
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
@@ -21,10 +23,10 @@ impl Transport {
         Ok(match config.transport {
             MailTransport::Console => Transport::Console,
             MailTransport::File => {
-                std::fs::create_dir_all(&config.dir).with_context(|| {
+                private_dir(&config.dir).with_context(|| {
                     format!("cannot create mail folder {}", config.dir.display())
                 })?;
-                Transport::File(AsyncFileTransport::new(&config.dir))
+                Transport::File(AsyncFileTransport::new(&config.dir), config.dir.clone())
             }
             MailTransport::Smtp => {
                 let url = config
@@ -48,8 +50,9 @@ impl Transport {
                 message.subject,
                 message.text.trim_end()
             ),
-            Transport::File(file) => {
-                file.send(build(from, to, message)?).await?;
+            Transport::File(file, dir) => {
+                let id = file.send(build(from, to, message)?).await?;
+                restrict(&dir.join(format!("{id}.eml")), 0o600)?;
             }
             Transport::Smtp(smtp) => {
                 smtp.send(build(from, to, message)?).await?;
@@ -57,6 +60,23 @@ impl Transport {
         }
         Ok(())
     }
+}
+
+/// Creates the folder (and its parents) if needed and makes it private.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    restrict(dir, 0o700)
+}
+
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 /// A multipart message with the text and HTML parts.

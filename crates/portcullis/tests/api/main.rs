@@ -13,6 +13,7 @@ mod binary;
 mod clients;
 mod codes;
 mod contract;
+mod files;
 mod flow;
 mod operations;
 mod outage;

@@ -1,0 +1,104 @@
+//! What the server leaves on disk is its own: the database and its journal,
+//! mail files holding codes, the development key; and it refuses keys that
+//! others could read or that were made by hand.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+
+use crate::binary::{portcullis, Server};
+use crate::helpers::*;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_database_its_journal_and_mail_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = portcullis(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PORTCULLIS_LOG_FORMAT", "json")
+        .env("PORTCULLIS_MAIL_TRANSPORT", "file")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(child.stderr.take().unwrap());
+    let _server = Server(child);
+    let address = wait_for(&stderr, "the listening log line", |line| {
+        let entry: Value = serde_json::from_str(line).ok()?;
+        (entry["fields"]["message"] == "portcullis listening")
+            .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
+    });
+    let (status, body) = read(
+        reqwest::Client::new()
+            .post(format!("http://{address}/v1/auth/register"))
+            .json(&json!({ "email": "disk@example.com", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mail = dir.path().join("mail");
+    let eml = wait_for_file(&mail, ".eml").await;
+    assert_eq!(mode(&eml), 0o600, "{}", eml.display());
+    assert_eq!(mode(&mail), 0o700);
+    for file in ["portcullis.db", "portcullis.db-wal", "portcullis.db-shm"] {
+        assert_eq!(mode(&dir.path().join(file)), 0o600, "{file}");
+    }
+}
+
+async fn wait_for_file(dir: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    for _ in 0..200 {
+        let found = std::fs::read_dir(dir).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(suffix))
+        });
+        if let Some(path) = found {
+            return path;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no {suffix} file appeared in {}", dir.display());
+}
+
+/// Runs `serve` expecting it to refuse to start; returns what it said.
+fn refusal(dir: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let out = portcullis(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{env:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("portcullis.key");
+    std::fs::write(&key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let said = refusal(dir.path(), &[]);
+    assert!(said.contains("can be read by other users"), "{said}");
+}
+
+#[test]
+fn production_refuses_a_master_key_made_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("PORTCULLIS_MODE", "production"),
+        ("PORTCULLIS_MAIL_TRANSPORT", "file"),
+        // 32 zero bytes.
+        (
+            "PORTCULLIS_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+    ];
+    let said = refusal(dir.path(), &env);
+    assert!(said.contains("made by hand"), "{said}");
+}
