@@ -8,7 +8,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use secrecy::ExposeSecret;
 
 use super::Rendered;
-use crate::config::{MailConfig, MailTransport};
+use crate::config::{Config, MailTransport};
 
 pub enum Transport {
     Console,
@@ -17,14 +17,14 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn from_config(config: &MailConfig) -> anyhow::Result<Self> {
-        Ok(match config.transport {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        Ok(match config.mail_transport {
             MailTransport::Console => Transport::Console,
             MailTransport::File => {
-                std::fs::create_dir_all(&config.dir).with_context(|| {
-                    format!("cannot create mail folder {}", config.dir.display())
+                std::fs::create_dir_all(&config.mail_dir).with_context(|| {
+                    format!("cannot create mail folder {}", config.mail_dir.display())
                 })?;
-                Transport::File(AsyncFileTransport::new(&config.dir))
+                Transport::File(AsyncFileTransport::new(&config.mail_dir))
             }
             MailTransport::Smtp => {
                 let url = config
