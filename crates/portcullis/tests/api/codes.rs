@@ -20,13 +20,6 @@ both!(
     re_registering_an_unverified_address_cannot_plant_a_password,
 );
 
-/// A code of the same length that is not `code`.
-fn other_than(code: &str) -> String {
-    let modulus = 10u32.pow(code.len() as u32);
-    let next = (code.parse::<u32>().unwrap() + 1) % modulus;
-    format!("{next:0width$}", width = code.len())
-}
-
 async fn verify(
     app: &TestApp,
     key: &str,
@@ -103,7 +96,7 @@ async fn wrong_is_register_is_refused_without_spending_an_attempt(backend: Backe
         .await;
     assert_error(status, &body, 422, "VALIDATION_ERROR");
     // Neither refusal spent an attempt: a wrong code still finds all five.
-    let (status, body) = verify(&app, &key, json!(other_than(&code))).await;
+    let (status, body) = verify(&app, &key, json!(wrong_code(&code))).await;
     assert_error_details(
         status,
         &body,
@@ -189,7 +182,7 @@ async fn five_wrong_codes_burn_the_key(backend: Backend) {
     let app = spawn_app(backend).await;
     let key = app.register("burn@example.com").await;
     let code = app.code_for("burn@example.com").await;
-    let wrong = other_than(&code);
+    let wrong = wrong_code(&code);
     for remaining in (0..5).rev() {
         let (status, body) = verify(&app, &key, json!(wrong)).await;
         assert_error_details(
@@ -214,7 +207,7 @@ async fn concurrent_wrong_guesses_never_exceed_the_budget(backend: Backend) {
     let app = spawn_app(backend).await;
     let key = app.register("race@example.com").await;
     let code = app.code_for("race@example.com").await;
-    let wrong = other_than(&code);
+    let wrong = wrong_code(&code);
     let guesses = (0..30).map(|_| verify(&app, &key, json!(wrong)));
     let results = futures_join_all(guesses).await;
     let counted = results

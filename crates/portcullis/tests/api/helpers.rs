@@ -398,6 +398,27 @@ pub fn code_in(message: &str) -> String {
         .collect()
 }
 
+/// A code of the same length as `code` that is not `code`.
+pub fn wrong_code(code: &str) -> String {
+    let modulus = 10u32.pow(code.len() as u32);
+    let next = (code.parse::<u32>().unwrap() + 1) % modulus;
+    format!("{next:0width$}", width = code.len())
+}
+
+/// Polls `check` until it finds something, for at most ten seconds.
+pub async fn eventually<T, F>(what: &str, mut check: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..400 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} did not happen within ten seconds");
+}
+
 /// Asserts the whole error envelope (SPEC §4): `code` and `status`, the name
 /// and type of that status, non-empty messages, an RFC 3339 timestamp, a
 /// `req_` trace id, and details: `{}` for the codes that carry none, and the
