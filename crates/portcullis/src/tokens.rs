@@ -260,7 +260,10 @@ mod tests {
                 let mut changed = token.clone();
                 changed.replace_range(end..=end, &c.to_string());
                 if changed != token {
-                    assert!(tokens.verify(&changed, 1_000).is_err(), "{changed} verified");
+                    assert!(
+                        tokens.verify(&changed, 1_000).is_err(),
+                        "{changed} verified"
+                    );
                 }
             }
         }
