@@ -1,6 +1,8 @@
 //! The Portcullis API's request and response bodies and its error envelope,
 //! shared by the server and its clients. Requests accept every documented
-//! spelling of their fields.
+//! spelling of their fields. Unknown fields are refused where a typo would
+//! change what happens (registration, passwords, resend, refresh) and
+//! ignored on login and verify, where clients send varied device fields.
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,8 @@ pub struct DeviceFields {
     pub fcm_token: Option<String>,
 }
 
+/// Login step 1. Unknown fields are ignored: clients send device fields of
+/// their own beside the documented ones.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     #[serde(alias = "email", alias = "username")]
@@ -53,6 +57,8 @@ pub struct LoginRequest {
     pub device: DeviceFields,
 }
 
+/// Login step 2, and registration's. Unknown fields are ignored: clients
+/// send device fields of their own beside the documented ones.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VerifyRequest {
     pub email_key: String,
@@ -65,12 +71,16 @@ pub struct VerifyRequest {
     pub device: DeviceFields,
 }
 
+/// An email key, to resend its code. Unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EmailKeyRequest {
     pub email_key: String,
 }
 
+/// A refresh token, for a new access token. Unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     #[serde(alias = "refreshToken")]
     #[schema(value_type = String)]

@@ -50,7 +50,7 @@ impl App {
         .await?;
         let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
         let wake = Arc::new(Notify::new());
-        let templates = Templates::load(config.mail.template_dir.as_deref())?;
+        let templates = Templates::load(config.template_dir.as_deref())?;
         let mailer = Mailer::new(
             templates,
             secrets.clone(),
@@ -60,8 +60,8 @@ impl App {
         let worker = Worker {
             db: db.clone(),
             secrets: secrets.clone(),
-            transport: Transport::from_config(&config.mail)?,
-            from: config.mail.from.clone(),
+            transport: Transport::from_config(&config)?,
+            from: config.mail_from.clone(),
             clock: clock.clone(),
             wake,
         };

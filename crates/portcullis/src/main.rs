@@ -156,7 +156,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 "database": config.database_url.split('?').next().unwrap_or_default().rsplit('@').next().unwrap_or_default(),
                 "mode": format!("{:?}", config.mode).to_lowercase(),
                 "issuer": config.issuer,
-                "mail_transport": format!("{:?}", config.mail.transport).to_lowercase(),
+                "mail_transport": format!("{:?}", config.mail_transport).to_lowercase(),
                 "login_verification": format!("{:?}", config.login_verification).to_lowercase(),
                 "master_key": if config.master_key.is_some() { "configured" } else { "key file" },
             });

@@ -9,7 +9,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use secrecy::ExposeSecret;
 
 use super::Rendered;
-use crate::config::{MailConfig, MailTransport};
+use crate::config::{Config, MailTransport};
 
 pub enum Transport {
     Console,
@@ -19,14 +19,15 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn from_config(config: &MailConfig) -> anyhow::Result<Self> {
-        Ok(match config.transport {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        Ok(match config.mail_transport {
             MailTransport::Console => Transport::Console,
             MailTransport::File => {
-                private_dir(&config.dir).with_context(|| {
-                    format!("cannot create mail folder {}", config.dir.display())
+                private_dir(&config.mail_dir).with_context(|| {
+                    format!("cannot create mail folder {}", config.mail_dir.display())
                 })?;
-                Transport::File(AsyncFileTransport::new(&config.dir), config.dir.clone())
+                let transport = AsyncFileTransport::new(&config.mail_dir);
+                Transport::File(transport, config.mail_dir.clone())
             }
             MailTransport::Smtp => {
                 let url = config

@@ -10,41 +10,41 @@ async fn security_events_are_recorded(backend: Backend) {
     let app = spawn_app(backend).await;
     let tokens = app.signup("audit@example.com").await;
     let user_id = tokens["user"]["id"].as_str().unwrap().to_owned();
-    app.post(
-        "/v1/auth/login",
-        json!({ "email_or_username": "audit@example.com", "password": "wrong password" }),
-    )
-    .await;
-    app.post(
-        "/v1/auth/login",
-        json!({ "email_or_username": "nobody@example.com", "password": "wrong password" }),
-    )
-    .await;
+    for who in ["audit@example.com", "nobody@example.com"] {
+        let (status, body) = app
+            .post(
+                "/v1/auth/login",
+                json!({ "email_or_username": who, "password": "wrong password" }),
+            )
+            .await;
+        assert_error(status, &body, 401, "INVALID_CREDENTIALS");
+    }
     let key = app.login_key("audit@example.com", json!({})).await;
-    app.code_for("audit@example.com").await;
-    app.post(
-        "/v1/auth/verify",
-        json!({ "email_key": key, "verification_code": "not-it" }),
-    )
-    .await;
-    app.post(
-        "/v1/auth/verify",
-        json!({ "email_key": key, "verification_code": 10_000 }),
-    )
-    .await;
-    let (_, first) = app
+    let code = app.code_for("audit@example.com").await;
+    for malformed in [json!("not-it"), json!(10_000)] {
+        let (status, body) = app
+            .post(
+                "/v1/auth/verify",
+                json!({ "email_key": key, "verification_code": malformed }),
+            )
+            .await;
+        assert_error(status, &body, 422, "VALIDATION_ERROR");
+    }
+    let (status, first) = app
         .post(
             "/v1/auth/refresh",
             json!({ "refresh_token": tokens["refresh_token"] }),
         )
         .await;
+    assert_eq!(status, 200, "{first}");
     app.clock.advance(31);
-    app.post(
-        "/v1/auth/refresh",
-        json!({ "refresh_token": tokens["refresh_token"] }),
-    )
-    .await;
-    assert!(first["refresh_token"].is_string());
+    let (status, body) = app
+        .post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": tokens["refresh_token"] }),
+        )
+        .await;
+    assert_error(status, &body, 401, "REFRESH_TOKEN_REUSED");
 
     let log = app.audit_log().await;
     let has = |event: &str, detail: Option<&str>| {
@@ -63,28 +63,27 @@ async fn security_events_are_recorded(backend: Backend) {
     assert_eq!(app.audit_tally("login_failed").await, 1);
     // Neither the malformed nor the out-of-range code reached a key: no code_failed yet.
     assert!(!has("code_failed", None), "{log:?}");
-    let wrong = app
+    let (status, body) = app
         .post(
             "/v1/auth/verify",
-            json!({ "email_key": key, "verification_code": "0000" }),
+            json!({ "email_key": key, "verification_code": wrong_code(&code) }),
         )
         .await;
-    let right_was_0000 = wrong.0.is_success();
+    assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
     let log = app.audit_log().await;
-    assert_eq!(
-        log.iter().any(|(e, _, _)| e == "code_failed"),
-        !right_was_0000,
-        "{log:?}"
-    );
+    assert!(log.iter().any(|(e, _, _)| e == "code_failed"), "{log:?}");
 
     let fresh = app
         .login("audit@example.com", json!({ "device_id": "desk" }))
         .await;
     let token = fresh["token"].as_str().unwrap();
     let change = json!({ "current_password": PASSWORD, "new_password": "another long secret" });
-    app.post_auth("/v1/auth/password/change", token, change)
+    let (status, body) = app
+        .post_auth("/v1/auth/password/change", token, change)
         .await;
-    app.post_auth("/v1/auth/logout", token, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.post_auth("/v1/auth/logout", token, json!({})).await;
+    assert_eq!(status, 200, "{body}");
     let log = app.audit_log().await;
     assert!(
         log.iter().any(|(e, _, _)| e == "password_changed"),

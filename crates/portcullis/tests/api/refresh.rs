@@ -37,6 +37,17 @@ async fn rotation_returns_a_new_token_and_retires_the_old(backend: Backend) {
     assert_ne!(second["refresh_token"], first["refresh_token"]);
     let (status, body) = refresh(&app, &json!("rt_not-a-token")).await;
     assert_error(status, &body, 401, "REFRESH_TOKEN_INVALID");
+
+    // Once the grace window has passed, the old token is refused and its session revoked.
+    let grace = app.settings.build().unwrap().refresh_grace;
+    app.clock.advance(grace.as_secs() as i64 + 1);
+    let (status, body) = refresh(&app, &tokens["refresh_token"]).await;
+    assert_error(status, &body, 401, "REFRESH_TOKEN_REUSED");
+    let (status, body) = refresh(&app, &second["refresh_token"]).await;
+    assert_error(status, &body, 401, "REFRESH_TOKEN_INVALID");
+    let access = second["access_token"].as_str().unwrap();
+    let (status, body) = app.get_auth("/v1/auth/me", access).await;
+    assert_error(status, &body, 401, "INVALID_TOKEN");
 }
 
 async fn two_concurrent_refreshes_with_one_token_get_the_same_successor(backend: Backend) {

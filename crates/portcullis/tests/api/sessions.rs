@@ -221,10 +221,10 @@ async fn a_new_login_on_the_same_device_replaces_its_session(backend: Backend) {
     let new = app
         .login("same@example.com", json!({ "device_id": "tablet" }))
         .await;
-    let (status, _) = app
+    let (status, body) = app
         .get_auth("/v1/auth/me", old["token"].as_str().unwrap())
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(status, &body, 401, "INVALID_TOKEN");
     let (_, sessions) = app
         .get_auth("/v1/auth/sessions", new["token"].as_str().unwrap())
         .await;
