@@ -98,6 +98,7 @@ impl App {
         let retention = tokio::spawn(retention::run(
             self.services.db.clone(),
             self.services.clock.clone(),
+            self.services.config.unverified_ttl,
             stopped.clone(),
         ));
         let worker = tokio::spawn(self.worker.run(stopped));

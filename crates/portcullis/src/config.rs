@@ -84,6 +84,9 @@ pub struct Config {
     pub live_keys_per_account: i64,
     #[serde(deserialize_with = "password_min_length")]
     pub password_min_length: usize,
+    /// Accounts never verified within this long are deleted, freeing their address.
+    #[serde(deserialize_with = "duration")]
+    pub unverified_ttl: Duration,
     /// Failed logins per account (SPEC §6).
     #[serde(deserialize_with = "budget")]
     pub login_account_budget: Budget,
@@ -153,6 +156,7 @@ impl Default for Config {
             resend_max: 5,
             live_keys_per_account: 3,
             password_min_length: 8,
+            unverified_ttl: Duration::from_secs(7 * 86_400),
             login_account_budget: Budget::per(5, 15 * 60),
             login_ip_budget: Budget::per(20, 60),
             code_account_budget: Budget::per(10, 15 * 60),

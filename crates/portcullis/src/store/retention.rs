@@ -17,10 +17,16 @@ const SENT_MAIL_KEEP: i64 = 7 * DAY;
 /// A run of failed codes is remembered for a week without a try.
 const IDLE_BUDGET_KEEP: i64 = 7 * DAY;
 
-/// Deletes what ended long enough ago; returns how many rows went.
-pub async fn purge(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
+/// Deletes what ended long enough ago, and accounts never verified within
+/// `unverified_keep` seconds (with their keys); returns how many rows went.
+pub async fn purge(db: &Db, now: Timestamp, unverified_keep: i64) -> sqlx::Result<u64> {
     let ended = now - ENDED_KEEP;
-    let statements: [(&str, Timestamp); 5] = [
+    let statements: [(&str, Timestamp); 6] = [
+        // Their keys go with them (ON DELETE CASCADE); they never had a session.
+        (
+            "DELETE FROM users WHERE verified = 0 AND created_at < $1",
+            now - unverified_keep,
+        ),
         (
             "DELETE FROM email_keys WHERE expires_at < $1 OR used_at < $1",
             ended,
@@ -57,9 +63,14 @@ pub async fn purge(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
 }
 
 /// Purges at start and then hourly, until `stop` turns true.
-pub async fn run(db: Db, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    db: Db,
+    clock: Arc<dyn Clock>,
+    unverified_keep: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
-        match purge(&db, clock.now()).await {
+        match purge(&db, clock.now(), unverified_keep.as_secs() as i64).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "retention: purged ended rows"),
             Err(e) => tracing::warn!(error = %e, "retention: purge failed; will retry"),

@@ -223,7 +223,44 @@ async fn file_transport_writes_eml_files(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-both!(ended_rows_are_purged_and_live_ones_kept);
+both!(
+    ended_rows_are_purged_and_live_ones_kept,
+    accounts_never_verified_are_purged_after_a_week
+);
+
+async fn accounts_never_verified_are_purged_after_a_week(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("kept@example.com").await;
+    let body = json!({ "email": "idle@example.com", "username": "idle", "password": PASSWORD });
+    let (status, _) = app.post("/v1/auth/register", body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    app.code_for("idle@example.com").await;
+    let db = app.db().await;
+    let users = || async {
+        let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users ORDER BY email")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        emails
+    };
+    let purge = |days: i64| {
+        portcullis::store::retention::purge(&db, app.clock.now() + days * 86_400, 7 * 86_400)
+    };
+    purge(6).await.unwrap();
+    assert_eq!(users().await, ["idle@example.com", "kept@example.com"]);
+    purge(8).await.unwrap();
+    assert_eq!(users().await, ["kept@example.com"]);
+    db.close().await;
+    // The address and the username are free again.
+    app.clock.advance(8 * 86_400);
+    let (status, step) = app.post("/v1/auth/register", body).await;
+    assert_eq!(status, StatusCode::OK, "{step}");
+    let code = app.code_for("idle@example.com").await;
+    let verify = json!({ "email_key": step["email_key"], "verification_code": code });
+    let (status, tokens) = app.post("/v1/auth/verify", verify).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["user"]["username"], "idle", "{tokens}");
+}
 
 async fn ended_rows_are_purged_and_live_ones_kept(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -248,7 +285,8 @@ async fn ended_rows_are_purged_and_live_ones_kept(backend: Backend) {
         }
     };
     let before = (count("sessions").await, count("email_keys").await);
-    let deleted = portcullis::store::retention::purge(&db, app.clock.now())
+    let week = 7 * 86_400;
+    let deleted = portcullis::store::retention::purge(&db, app.clock.now(), week)
         .await
         .unwrap();
     assert!(
