@@ -82,14 +82,18 @@ fn field_with_nul(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Path parameters. One that cannot be read (not text once decoded, or not
-/// of the expected type) names nothing that exists: `NOT_FOUND`.
+/// Path parameters. One that cannot be read (not text once decoded, holding
+/// a NUL, or not of the expected type) names nothing that exists: `NOT_FOUND`.
 pub struct ApiPath<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Nothing the server stores has a NUL in its name (PostgreSQL cannot hold one).
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError::NotFound);
+        }
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(ApiPath(value)),
             Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::NotFound),
