@@ -177,8 +177,7 @@ pub(super) async fn check_code(
             .map(|id| id.as_str()),
     };
     let address = s.secrets.pseudonym(&key.email);
-    let mut buckets = vec![Bucket::CodeAddress(&address)];
-    buckets.extend(client.ip.as_deref().map(Bucket::CodeIp));
+    let buckets = limits::code(client, &address);
     if let Err(limited) = limits::spend(s, work, &buckets, who, now).await {
         // Nothing was compared: the key keeps its attempt.
         keys::refund_attempt(work, email_key).await?;

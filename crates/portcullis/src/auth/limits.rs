@@ -1,7 +1,7 @@
 //! The budgets of SPEC §6 as the flows spend them: which bucket a request
 //! draws on, how much it holds, and what an empty one answers.
 
-use super::caller::Who;
+use super::caller::{Client, Who};
 use crate::audit::Kind;
 use crate::clock::Timestamp;
 use crate::config::Budget;
@@ -24,6 +24,33 @@ pub(super) enum Bucket<'a> {
     MailAddress(&'a str),
     /// Codes mailed on requests from an IP.
     MailIp(&'a str),
+}
+
+/// The buckets a request spends, in order: its client's (when the client's
+/// address is known), then the account's or address's.
+fn pair<'a>(
+    client: &'a Client,
+    by_ip: fn(&'a str) -> Bucket<'a>,
+    whose: Bucket<'a>,
+) -> Vec<Bucket<'a>> {
+    let mut buckets: Vec<Bucket> = client.ip.as_deref().map(by_ip).into_iter().collect();
+    buckets.push(whose);
+    buckets
+}
+
+/// A login: the client's and the account's failed-login budgets.
+pub(super) fn login<'a>(client: &'a Client, account: &'a str) -> Vec<Bucket<'a>> {
+    pair(client, Bucket::LoginIp, Bucket::LoginAccount(account))
+}
+
+/// A code guessed: the client's and the address's wrong-code budgets.
+pub(super) fn code<'a>(client: &'a Client, address: &'a str) -> Vec<Bucket<'a>> {
+    pair(client, Bucket::CodeIp, Bucket::CodeAddress(address))
+}
+
+/// A code mailed: the client's and the address's mail budgets.
+pub(super) fn mail<'a>(client: &'a Client, address: &'a str) -> Vec<Bucket<'a>> {
+    pair(client, Bucket::MailIp, Bucket::MailAddress(address))
 }
 
 impl Bucket<'_> {

@@ -7,7 +7,7 @@ use tracing::instrument;
 use super::caller::{Client, Who};
 use super::email_keys::{self, CodeCheck, KeyFor, StepOne};
 use super::grant::{start_session, Grant};
-use super::limits::{self, Bucket};
+use super::limits;
 use crate::audit::Kind;
 use crate::config::LoginVerification;
 use crate::crypto::hex;
@@ -43,13 +43,7 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         Some(id) => id.clone(),
         None => s.secrets.pseudonym(input.login.as_str()),
     };
-    let mut buckets: Vec<Bucket> = client
-        .ip
-        .as_deref()
-        .map(Bucket::LoginIp)
-        .into_iter()
-        .collect();
-    buckets.push(Bucket::LoginAccount(&account));
+    let buckets = limits::login(client, &account);
     let who = Who {
         client,
         user_id: user_id.as_deref(),
@@ -218,13 +212,7 @@ pub async fn resend(s: &Services, email_key: &str, client: &Client) -> Result<St
         });
     }
     let address = s.secrets.pseudonym(&key.email);
-    let mut buckets: Vec<Bucket> = client
-        .ip
-        .as_deref()
-        .map(Bucket::MailIp)
-        .into_iter()
-        .collect();
-    buckets.push(Bucket::MailAddress(&address));
+    let buckets = limits::mail(client, &address);
     let who = Who {
         client,
         user_id: key.user_id.as_deref(),

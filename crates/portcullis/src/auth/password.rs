@@ -25,13 +25,7 @@ pub async fn forgot_password(
 ) -> Result<StepOne, ApiError> {
     let now = s.now();
     let address = s.secrets.pseudonym(email.as_str());
-    let mut buckets: Vec<Bucket> = client
-        .ip
-        .as_deref()
-        .map(Bucket::MailIp)
-        .into_iter()
-        .collect();
-    buckets.push(Bucket::MailAddress(&address));
+    let buckets = limits::mail(client, &address);
     let user = users::by_email(&mut *s.read().await?, email.as_str()).await?;
     let user = user.filter(|u| !u.disabled);
     let who = Who {

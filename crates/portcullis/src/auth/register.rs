@@ -5,7 +5,7 @@ use tracing::instrument;
 
 use super::caller::{Client, Who};
 use super::email_keys::{self, KeyFor, StepOne};
-use super::limits::{self, Bucket};
+use super::limits;
 use crate::audit::Kind;
 use crate::domain::{Email, PersonName, Username};
 use crate::error::ApiError;
@@ -33,13 +33,7 @@ pub async fn register(s: &Services, input: Register, client: &Client) -> Result<
     let now = s.now();
     let email = input.email.as_str();
     let address = s.secrets.pseudonym(email);
-    let mut buckets: Vec<Bucket> = client
-        .ip
-        .as_deref()
-        .map(Bucket::MailIp)
-        .into_iter()
-        .collect();
-    buckets.push(Bucket::MailAddress(&address));
+    let buckets = limits::mail(client, &address);
     let who = Who {
         client,
         user_id: None,

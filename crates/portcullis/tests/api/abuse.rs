@@ -45,11 +45,47 @@ fn assert_rate_limited(status: StatusCode, body: &Value) {
     );
 }
 
+/// The takeover loop of the security review: mint a key with `mint`, guess
+/// five wrong codes on it at `path`, again and again, until the server
+/// answers 429. Returns how many wrong-code answers came before it.
+async fn guess_until_limited<M, F>(
+    app: &TestApp,
+    email: &str,
+    path: &str,
+    mint: M,
+    extra: Value,
+) -> usize
+where
+    M: Fn() -> F,
+    F: std::future::Future<Output = String>,
+{
+    let mut wrong_answers = 0;
+    for _ in 0..20 {
+        let key = mint().await;
+        let right = app.code_for(email).await;
+        for nth in 0..5 {
+            let mut guess =
+                json!({ "email_key": key, "verification_code": wrong_code(&right, nth) });
+            guess
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().cloned().unwrap_or_default());
+            let (status, body) = app.post(path, guess).await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert_rate_limited(status, &body);
+                return wrong_answers;
+            }
+            assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
+            wrong_answers += 1;
+        }
+    }
+    panic!("100 wrong codes and no 429");
+}
+
 async fn guessing_reset_codes_across_new_keys_stops_within_the_budget(backend: Backend) {
     let app = spawn_app(backend).await;
     app.signup("victim@example.com").await;
-    let mut wrong_answers = 0;
-    'attack: for _ in 0..20 {
+    let forgot = || async {
         let (status, body) = app
             .post(
                 "/v1/auth/password/forgot",
@@ -57,19 +93,17 @@ async fn guessing_reset_codes_across_new_keys_stops_within_the_budget(backend: B
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let right = app.code_for("victim@example.com").await;
-        for nth in 0..5 {
-            let guess = json!({ "email_key": body["email_key"], "verification_code": wrong_code(&right, nth),
-                                "new_password": "the attacker's password" });
-            let (status, body) = app.post("/v1/auth/password/reset", guess).await;
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                assert_rate_limited(status, &body);
-                break 'attack;
-            }
-            assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
-            wrong_answers += 1;
-        }
-    }
+        body["email_key"].as_str().unwrap().to_owned()
+    };
+    let planted = json!({ "new_password": "the attacker's password" });
+    let wrong_answers = guess_until_limited(
+        &app,
+        "victim@example.com",
+        "/v1/auth/password/reset",
+        forgot,
+        planted,
+    )
+    .await;
     assert_eq!(
         wrong_answers, 10,
         "the address's budget is 10 wrong codes per 15 minutes"
@@ -89,21 +123,15 @@ async fn guessing_reset_codes_across_new_keys_stops_within_the_budget(backend: B
 async fn guessing_login_codes_across_new_keys_stops_within_the_budget(backend: Backend) {
     let app = spawn_app(backend).await;
     app.signup("known@example.com").await;
-    let mut wrong_answers = 0;
-    'attack: for _ in 0..20 {
-        let key = app.login_key("known@example.com", json!({})).await;
-        let right = app.code_for("known@example.com").await;
-        for nth in 0..5 {
-            let guess = json!({ "email_key": key, "verification_code": wrong_code(&right, nth) });
-            let (status, body) = app.post("/v1/auth/verify", guess).await;
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                assert_rate_limited(status, &body);
-                break 'attack;
-            }
-            assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
-            wrong_answers += 1;
-        }
-    }
+    let login = || app.login_key("known@example.com", json!({}));
+    let wrong_answers = guess_until_limited(
+        &app,
+        "known@example.com",
+        "/v1/auth/verify",
+        login,
+        json!({}),
+    )
+    .await;
     assert_eq!(wrong_answers, 10);
     assert_eq!(guesses_evaluated(&app).await, 10);
     // Even the right code waits for the window; then the owner gets in.
@@ -122,21 +150,15 @@ async fn guessing_login_codes_across_new_keys_stops_within_the_budget(backend: B
 
 async fn guessing_the_code_of_someone_elses_registration_stops_within_the_budget(backend: Backend) {
     let app = spawn_app(backend).await;
-    let mut wrong_answers = 0;
-    'attack: for _ in 0..20 {
-        let key = app.register("not-mine@example.com").await;
-        let right = app.code_for("not-mine@example.com").await;
-        for nth in 0..5 {
-            let guess = json!({ "email_key": key, "verification_code": wrong_code(&right, nth) });
-            let (status, body) = app.post("/v1/auth/verify", guess).await;
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                assert_rate_limited(status, &body);
-                break 'attack;
-            }
-            assert_error(status, &body, 401, "INVALID_VERIFICATION_CODE");
-            wrong_answers += 1;
-        }
-    }
+    let register = || app.register("not-mine@example.com");
+    let wrong_answers = guess_until_limited(
+        &app,
+        "not-mine@example.com",
+        "/v1/auth/verify",
+        register,
+        json!({}),
+    )
+    .await;
     assert_eq!(wrong_answers, 10);
     assert_eq!(guesses_evaluated(&app).await, 10);
     let db = app.db().await;
