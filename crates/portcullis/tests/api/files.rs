@@ -102,3 +102,37 @@ fn production_refuses_a_master_key_made_by_hand() {
     let said = refusal(dir.path(), &env);
     assert!(said.contains("made by hand"), "{said}");
 }
+
+#[test]
+fn a_database_password_never_reaches_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        // Mistyped: refused by the configuration check.
+        "postgress://portcullis:hunter2-secret@127.0.0.1:1/db",
+        // Well formed, but nothing listens there.
+        "postgres://portcullis:hunter2-secret@127.0.0.1:1/db",
+    ] {
+        for command in [&["config", "check"][..], &["migrate"], &["user", "list"]] {
+            let out = portcullis(dir.path())
+                .args(command)
+                .env("PORTCULLIS_DATABASE_URL", url)
+                .output()
+                .unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!said.contains("hunter2"), "{command:?} with {url}: {said}");
+        }
+    }
+    let said = refusal(
+        dir.path(),
+        &[(
+            "PORTCULLIS_DATABASE_URL",
+            "postgres://portcullis:hunter2-secret@127.0.0.1:1/db",
+        )],
+    );
+    assert!(!said.contains("hunter2"), "{said}");
+    assert!(said.contains("database"), "{said}");
+}
