@@ -15,7 +15,7 @@ use crate::domain::{Code, Device, LoginName};
 use crate::error::ApiError;
 use crate::services::Services;
 use crate::store::keys::{self, Purpose};
-use crate::store::{sessions, users};
+use crate::store::{sessions, unique_violation, users};
 
 pub struct Login {
     pub login: LoginName,
@@ -170,7 +170,13 @@ pub async fn verify(
         }
         // Register never said whether the username was taken; the owner sees it here.
         if let Some(username) = &key.username {
-            users::set_username_if_free(&mut work, &user.id, username, now).await?;
+            users::set_username_if_free(&mut work, &user.id, username, now)
+                .await
+                .map_err(|e| match unique_violation(&e) {
+                    // Taken by a verify racing this one: nothing was committed, the client may retry.
+                    Some(_) => ApiError::Unavailable("username race"),
+                    None => e.into(),
+                })?;
         }
         users::mark_verified(&mut work, &user.id, now).await?;
         // Other registration keys carry other passwords: none may apply any more.
