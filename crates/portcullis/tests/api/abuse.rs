@@ -387,16 +387,18 @@ async fn login_failures_are_budgeted_per_account_across_instances(backend: Backe
 async fn login_failures_are_budgeted_per_ip_and_forwarding_headers_only_count_from_trusted_proxies(
     backend: Backend,
 ) {
-    // Not behind a proxy: a forged X-Forwarded-For changes nothing.
+    // Not behind a proxy: a forged X-Forwarded-For changes nothing, on either instance.
     let app = TestApp::start(backend, |s| {
         s.set("login_ip_budget", "20/1m");
     })
     .await;
+    let (other, _stop) = app.another_instance().await;
     for i in 0..20 {
         let forged = format!("203.0.113.{i}");
+        let base = if i % 2 == 0 { &app.base } else { &other };
         let response = login_with(
             &app,
-            &app.base,
+            base,
             &format!("nobody{i}@example.com"),
             "x",
             Some(&forged),
