@@ -11,6 +11,7 @@ mod bad_input;
 mod binary;
 mod clients;
 mod codes;
+mod floods;
 mod flow;
 mod operations;
 mod outage;
