@@ -26,6 +26,12 @@ const DUMMY_HASH: &str =
 /// it gives the memory back, so a flood leaves no resident trace.
 const KEEP_MEMORY: Duration = Duration::from_secs(2);
 
+/// glibc keeps a freed block of up to 32 MiB in the thread's arena for
+/// reuse, so dropping 19 MiB of argon2 blocks would not shrink the process;
+/// a reservation past that (33 MiB, of which only the blocks argon2 writes
+/// become resident) is always its own mapping, returned to the system on drop.
+const MMAPPED_BLOCKS: usize = 33 * 1024;
+
 /// How much lower than the rest of the server hashing threads run (`nice`,
 /// per thread on Linux).
 #[cfg(unix)]
@@ -280,7 +286,8 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let count = params.block_count();
         if self.blocks.len() < count {
-            self.blocks = vec![Block::default(); count];
+            self.blocks = Vec::with_capacity(count.max(MMAPPED_BLOCKS));
+            self.blocks.resize(count, Block::default());
         }
         self.gauge.start();
         let result =
