@@ -46,7 +46,7 @@ async fn a_login_flood_of_clients_that_hang_up_stays_within_the_hashing_bound(ba
     let flood = tokio::spawn(flood(server.address.clone()));
     eventually("a hash of the flood", || server.hashing.running() > 0).await;
     let mut latencies = Vec::new();
-    while latencies.len() < 100 && !flood.is_finished() {
+    while latencies.len() < 200 && !flood.is_finished() {
         let started = Instant::now();
         let (status, body) = read(
             app.http
@@ -62,8 +62,8 @@ async fn a_login_flood_of_clients_that_hang_up_stays_within_the_hashing_bound(ba
     }
     assert_eq!(
         latencies.len(),
-        100,
-        "the flood ended before 100 calls to /me"
+        200,
+        "the flood ended before 200 calls to /me"
     );
     flood.await.unwrap();
 
@@ -74,9 +74,9 @@ async fn a_login_flood_of_clients_that_hang_up_stays_within_the_hashing_bound(ba
     );
     latencies.sort();
     assert!(
-        latencies[98] < Duration::from_millis(50),
+        latencies[197] < Duration::from_millis(50),
         "p99 of /me during the flood: {:?}; all of them: {latencies:?}",
-        latencies[98]
+        latencies[197]
     );
 }
 
@@ -292,8 +292,9 @@ async fn instance(app: &TestApp, limits: Limits) -> Instance {
     }
 }
 
-/// 1,000 logins to unknown accounts, from 10 clients at once, each hanging
-/// up 15 ms after sending its request.
+/// 1,000 logins to unknown accounts, from 5 clients at once (some 300 a
+/// second, five times what two threads hash), each hanging up 15 ms after
+/// sending its request.
 async fn flood(address: String) {
     let body = r#"{"email_or_username":"nobody@example.com","password":"not the password"}"#;
     let request = format!(
@@ -301,11 +302,11 @@ async fn flood(address: String) {
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let clients: Vec<_> = (0..10)
+    let clients: Vec<_> = (0..5)
         .map(|_| {
             let (address, request) = (address.clone(), request.clone());
             tokio::spawn(async move {
-                for _ in 0..100 {
+                for _ in 0..200 {
                     let mut stream = TcpStream::connect(&address).await.unwrap();
                     stream.write_all(request.as_bytes()).await.unwrap();
                     tokio::time::sleep(Duration::from_millis(15)).await;
