@@ -33,8 +33,8 @@ const KEEP_MEMORY: Duration = Duration::from_secs(2);
 const MMAPPED_BLOCKS: usize = 33 * 1024;
 
 /// How much lower than the rest of the server hashing threads run (`nice`,
-/// per thread on Linux).
-#[cfg(unix)]
+/// which Linux applies per thread; elsewhere it would slow the whole process).
+#[cfg(target_os = "linux")]
 const NICENESS: i32 = 10;
 
 static COMMON: &str = include_str!("../assets/common-passwords.txt");
@@ -200,8 +200,9 @@ impl Gauge {
     }
 }
 
-/// One hashing thread: argon2's working memory is allocated once and reused
-/// from hash to hash, instead of 19 MiB per hash that the allocator would keep.
+/// One hashing thread: argon2's working memory is reused from hash to hash
+/// while they keep coming, instead of 19 MiB per hash that the allocator
+/// would keep.
 struct Worker {
     blocks: Vec<Block>,
     gauge: Arc<Gauge>,
@@ -211,7 +212,7 @@ impl Worker {
     fn run(mut self, jobs: flume::Receiver<Job>) {
         // Hashing yields the CPU to request handling and the database: under a
         // login flood token checks stay fast, and logins take what is left.
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         if let Err(e) = rustix::process::nice(NICENESS) {
             tracing::warn!(error = %e, "cannot lower the priority of password hashing");
         }
