@@ -288,6 +288,8 @@ pub enum ErrorCode {
     WeakPassword,
     /// 404
     NotFound,
+    /// 408: the request's body or its answer took longer than the server allows.
+    RequestTimeout,
     /// 405
     MethodNotAllowed,
     /// 503, with a `Retry-After` header.
@@ -314,6 +316,7 @@ impl ErrorCode {
             InsufficientPermissions | AccountDisabled => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
+            RequestTimeout => 408,
             PayloadTooLarge => 413,
             ValidationError | WeakPassword => 422,
             VerificationAttemptsExceeded | TooManyLoginAttempts | RateLimited | ResendTooSoon => {
@@ -332,6 +335,7 @@ impl ErrorCode {
             403 => "ForbiddenError",
             404 => "NotFoundError",
             405 => "MethodNotAllowedError",
+            408 => "RequestTimeoutError",
             413 => "PayloadTooLargeError",
             422 => "ValidationError",
             429 => "RateLimitError",
@@ -343,7 +347,7 @@ impl ErrorCode {
     /// The envelope's `error.type`, which follows the status.
     pub fn kind(self) -> &'static str {
         match self.status() {
-            400 | 404 | 405 | 413 => "invalid_request_error",
+            400 | 404 | 405 | 408 | 413 => "invalid_request_error",
             401 => "authentication_error",
             403 => "authorization_error",
             422 => "validation_error",

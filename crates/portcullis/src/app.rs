@@ -1,7 +1,6 @@
 //! Building and running the server: what `portcullis serve` and the tests start.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,7 +11,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::Secrets;
 use crate::mail::{Mailer, Templates, Transport, Worker};
-use crate::password::Hasher;
+use crate::password::{Gauge, Hasher};
+use crate::server::{self, Limits};
 use crate::services::Services;
 use crate::store::{retention, Db};
 use crate::tokens::Tokens;
@@ -21,6 +21,7 @@ pub struct App {
     listener: TcpListener,
     services: Arc<Services>,
     worker: Worker,
+    limits: Limits,
 }
 
 impl App {
@@ -81,11 +82,22 @@ impl App {
             listener,
             services,
             worker,
+            limits: Limits::default(),
         })
+    }
+
+    /// Serves with other connection limits than the defaults (tests shorten them).
+    pub fn with_limits(self, limits: Limits) -> App {
+        App { limits, ..self }
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// How many password hashes run at once, and the most so far.
+    pub fn hashing(&self) -> Arc<Gauge> {
+        self.services.hasher.gauge()
     }
 
     /// Serves until `shutdown` completes, then drains requests, stops the mail worker and closes the pool.
@@ -103,16 +115,11 @@ impl App {
         ));
         let worker = tokio::spawn(self.worker.run(stopped));
         tracing::info!(address = %self.listener.local_addr()?, "portcullis listening");
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        server::serve(self.listener, router, self.limits, shutdown).await;
         let _ = stop.send(true);
         let _ = worker.await;
         let _ = retention.await;
         self.services.db.close().await;
-        Ok(served?)
+        Ok(())
     }
 }

@@ -85,6 +85,9 @@ pub enum ApiError {
     /// 404 `NOT_FOUND`.
     #[error("not found")]
     NotFound,
+    /// 408 `REQUEST_TIMEOUT`: the body or the answer took too long; the connection closes.
+    #[error("request timeout")]
+    RequestTimeout,
     /// 405 `METHOD_NOT_ALLOWED`.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -178,6 +181,10 @@ impl ApiError {
             MethodNotAllowed => (
                 ErrorCode::MethodNotAllowed,
                 "This method is not allowed here",
+            ),
+            RequestTimeout => (
+                ErrorCode::RequestTimeout,
+                "The request took too long; send it again",
             ),
             Unavailable(_) => (
                 ErrorCode::ServiceUnavailable,

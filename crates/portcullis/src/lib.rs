@@ -15,9 +15,11 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod password;
+mod server;
 pub mod services;
 pub mod store;
 pub mod tokens;
 
 pub use app::App;
 pub use config::{Config, Settings};
+pub use server::Limits;

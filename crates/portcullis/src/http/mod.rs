@@ -9,12 +9,12 @@ mod password;
 mod responses;
 mod sessions;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,9 +48,18 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .with_state(state))
 }
 
+/// What the connection a request came on allows it, set by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    /// Past the connection cap: only the health probes are answered.
+    pub probes_only: bool,
+    /// Reading the body and answering must end within this.
+    pub deadline: Duration,
+}
+
 /// Gives every request a trace id (in errors, in `X-Request-Id` and in its
-/// log line) and the server's clock for the errors' timestamps, and logs one
-/// line per request.
+/// log line) and the server's clock for the errors' timestamps, holds it to
+/// its connection's [`Admission`], and logs one line per request.
 async fn request_context(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let trace_id = format!("req_{}", crate::crypto::hex(&s.secrets.random::<12>()));
     let span = tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path());
@@ -59,8 +68,26 @@ async fn request_context(State(s): State<AppState>, req: Request, next: Next) ->
         trace_id: trace_id.clone(),
         clock: s.clock.clone(),
     };
+    let admission = req.extensions().get::<Admission>().copied();
+    let admitted = async move {
+        let Some(admission) = admission else {
+            return next.run(req).await;
+        };
+        if admission.probes_only && !matches!(req.uri().path(), "/healthz" | "/readyz") {
+            return ApiError::Unavailable("connection limit reached").into_response();
+        }
+        match tokio::time::timeout(admission.deadline, next.run(req)).await {
+            Ok(response) => response,
+            Err(_) => {
+                let mut response = ApiError::RequestTimeout.into_response();
+                let close = HeaderValue::from_static("close");
+                response.headers_mut().insert(header::CONNECTION, close);
+                response
+            }
+        }
+    };
     let mut response = REQUEST
-        .scope(context, next.run(req).instrument(span.clone()))
+        .scope(context, admitted.instrument(span.clone()))
         .await;
     span.in_scope(|| {
         tracing::info!(

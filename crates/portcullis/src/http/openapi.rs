@@ -47,6 +47,10 @@ const BODY_ANSWERS: &[(&str, &str)] = &[
         "400",
         "INVALID_JSON: the body is not a JSON object, or not sent as application/json",
     ),
+    (
+        "408",
+        "REQUEST_TIMEOUT: the body did not arrive in time; the connection is closed",
+    ),
     ("413", "PAYLOAD_TOO_LARGE: the body is over 64 KiB"),
     (
         "422",

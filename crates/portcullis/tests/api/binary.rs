@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{code_in, lines, read, wait_for, PASSWORD};
 
-pub fn portcullis(dir: &std::path::Path) -> Command {
+pub(crate) fn portcullis(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     cmd.current_dir(dir);
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("PORTCULLIS_")) {
@@ -17,7 +17,7 @@ pub fn portcullis(dir: &std::path::Path) -> Command {
 }
 
 /// Kills the server when the test ends, however it ends.
-pub struct Server(pub Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {

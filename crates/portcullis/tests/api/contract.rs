@@ -53,7 +53,7 @@ async fn every_error_answer_is_documented_with_the_envelope(backend: Backend) {
         let has = |status: &str| responses.contains_key(status);
         let mut expected = Vec::new();
         if !operation["requestBody"].is_null() {
-            expected.extend(["400", "413", "422", "500", "503"]);
+            expected.extend(["400", "408", "413", "422", "500", "503"]);
         }
         if operation["security"]
             .as_array()

@@ -14,6 +14,7 @@ mod clients;
 mod codes;
 mod contract;
 mod files;
+mod floods;
 mod flow;
 mod operations;
 mod outage;
