@@ -10,7 +10,7 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use flume::RecvTimeoutError;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::crypto::Secrets;
 use crate::error::ApiError;
@@ -111,7 +111,7 @@ impl Hasher {
         password: &SecretString,
     ) -> Result<String, ApiError> {
         let (params, secrets, password) = (self.params.clone(), secrets.clone(), password.clone());
-        self.run(move |worker| {
+        self.run(self.reserve()?, move |worker| {
             worker
                 .hash(&params, &secrets, password.expose_secret())
                 .map_err(ApiError::Internal)
@@ -126,11 +126,30 @@ impl Hasher {
         password: &SecretString,
         stored: Option<&str>,
     ) -> Result<bool, ApiError> {
+        self.verify_in(self.reserve()?, password, stored).await
+    }
+
+    /// A place in the queue, for a flow that must know there is room before
+    /// it does the work that leads to a hash: a full queue answers 503 at once.
+    pub fn reserve(&self) -> Result<Place, ApiError> {
+        let permit = self.admitted.clone().try_acquire_owned();
+        permit
+            .map(Place)
+            .map_err(|_| ApiError::Unavailable("password hashing queue full"))
+    }
+
+    /// [`Hasher::verify`] in a place taken with [`Hasher::reserve`].
+    pub async fn verify_in(
+        &self,
+        place: Place,
+        password: &SecretString,
+        stored: Option<&str>,
+    ) -> Result<bool, ApiError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or(DUMMY_HASH).to_owned();
         let password = password.clone();
         let ok = self
-            .run(move |worker| {
+            .run(place, move |worker| {
                 worker
                     .verify(password.expose_secret(), &hash)
                     .map_err(ApiError::Internal)
@@ -146,13 +165,10 @@ impl Hasher {
 
     async fn run<T: Send + 'static>(
         &self,
+        place: Place,
         work: impl FnOnce(&mut Worker) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::Unavailable("password hashing queue full"))?;
+        let admitted = place.0;
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |worker| {
             // The request has gone (its client hung up): nobody wants this hash.
@@ -171,6 +187,10 @@ impl Hasher {
             .map_err(|_| ApiError::Internal(anyhow!("a password hashing thread stopped")))?
     }
 }
+
+/// A place in the hashing queue (running or waiting). It travels with the
+/// hash it is spent on and returns when that hash ends.
+pub struct Place(OwnedSemaphorePermit);
 
 /// Argon2 computations running now, and the most that ever ran at once.
 #[derive(Debug, Default)]
@@ -398,6 +418,15 @@ mod tests {
             .await
             .is_ok());
         assert_eq!(gauge.peak(), 1);
+    }
+
+    #[test]
+    fn a_place_is_held_until_it_is_given_back() {
+        let hasher = Hasher::new(1, 0).unwrap();
+        let place = hasher.reserve().unwrap();
+        assert!(matches!(hasher.reserve(), Err(ApiError::Unavailable(_))));
+        drop(place);
+        assert!(hasher.reserve().is_ok());
     }
 
     #[tokio::test]

@@ -31,10 +31,12 @@ pub enum LoginOutcome {
 }
 
 /// Login step 1: checks the password, then decides whether a code is needed.
-/// A try of the account's and the client's login budgets is spent before
-/// the hash and given back when the password is right.
+/// A place for the hash is taken first, then a try of the account's and the
+/// client's login budgets, given back when the password is right.
 #[instrument(skip_all)]
 pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginOutcome, ApiError> {
+    // When hashing is full, answer 503 before reading or spending anything.
+    let place = s.hasher.reserve()?;
     let user = users::by_login(&mut *s.read().await?, input.login.as_str()).await?;
     let now = s.now();
     // An unknown login name has a budget of its own, so that its answers are the same.
@@ -52,7 +54,7 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
     limits::spend_now(s, &buckets, who, now).await?;
     // Unknown user, no password and wrong password all cost one hash and give one answer.
     let stored = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let ok = s.hasher.verify(&input.password, stored).await?;
+    let ok = s.hasher.verify_in(place, &input.password, stored).await?;
     let user = match user {
         Some(user) if ok && !user.disabled => user,
         user => {
