@@ -57,6 +57,10 @@ impl Default for Limits {
     }
 }
 
+/// Descriptors the server holds besides its connections: the listener, the
+/// database pool, mail and log files.
+const OTHER_DESCRIPTORS: u64 = 128;
+
 /// Serves `router` until `shutdown` completes, then stops accepting and
 /// waits for the requests in flight.
 pub async fn serve(
@@ -65,6 +69,7 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    make_room_for(limits.max_connections + PROBE_CONNECTIONS);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let probes = Arc::new(Semaphore::new(PROBE_CONNECTIONS));
     let graceful = GracefulShutdown::new();
@@ -129,6 +134,31 @@ async fn answer(
         deadline,
     });
     router.oneshot(request).await
+}
+
+/// Raises the soft limit on open files to what `connections` need, as far
+/// as the hard limit allows: the common default of 1,024 would run out
+/// before the cap, and then the probes' reserve could not be reached.
+fn make_room_for(connections: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let needed = connections as u64 + OTHER_DESCRIPTORS;
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current.is_some_and(|current| current < needed) {
+            let allowed = limit.maximum.map_or(needed, |maximum| maximum.min(needed));
+            limit.current = Some(allowed);
+            if setrlimit(Resource::Nofile, limit).is_err() || allowed < needed {
+                tracing::warn!(
+                    needed,
+                    allowed,
+                    "the open-file limit is below what the connection cap needs: raise it (LimitNOFILE)"
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = connections;
 }
 
 /// A handshake the client gave up on is its business; anything else (out of

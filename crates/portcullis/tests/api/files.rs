@@ -136,3 +136,39 @@ fn a_database_password_never_reaches_an_error() {
     assert!(!said.contains("hunter2"), "{said}");
     assert!(said.contains("database"), "{said}");
 }
+
+#[tokio::test]
+async fn the_open_file_limit_is_raised_to_what_the_connection_cap_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    // A soft limit of 1,024, as many systems start services with.
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 1024 && exec "$0" serve --listen 127.0.0.1:0"#)
+        .arg(env!("CARGO_BIN_EXE_portcullis"))
+        .current_dir(dir.path())
+        .env("PORTCULLIS_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(child.stderr.take().unwrap());
+    let pid = child.id();
+    let _server = Server(child);
+    wait_for(&stderr, "the listening log line", |line| {
+        line.contains("portcullis listening").then(String::new)
+    });
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let soft: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let hard: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
+    // 1,024 connections, 32 for probes, 128 for the rest.
+    assert!(soft >= 1_184.min(hard), "{limits}");
+}
