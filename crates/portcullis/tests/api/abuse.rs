@@ -14,7 +14,7 @@ both!(
     guessing_the_code_of_someone_elses_registration_stops_within_the_budget,
     fifty_keys_with_one_wrong_code_each_evaluate_at_most_ten,
     fifty_concurrent_wrong_guesses_on_one_key_evaluate_exactly_five,
-    two_instances_share_the_code_budget,
+    two_server_processes_share_the_code_budget,
     a_hundred_wrong_codes_in_a_row_lock_code_flows_for_a_day_and_tell_the_owner,
     login_failures_are_budgeted_per_account_across_instances,
     login_failures_are_budgeted_per_ip_and_forwarding_headers_only_count_from_trusted_proxies,
@@ -248,12 +248,13 @@ async fn fifty_concurrent_wrong_guesses_on_one_key_evaluate_exactly_five(backend
     assert_eq!(guesses_evaluated(&app).await, 5);
 }
 
-async fn two_instances_share_the_code_budget(backend: Backend) {
+async fn two_server_processes_share_the_code_budget(backend: Backend) {
     let app = TestApp::start(backend, |s| {
         s.set("live_keys_per_account", "100");
     })
     .await;
-    let (other, _stop) = app.another_instance().await;
+    // A second process of the real binary, as a second node of a cluster.
+    let (other, _other) = app.another_process().await;
     app.signup("cluster@example.com").await;
     let keys = live_keys(&app, "cluster@example.com", 30).await;
     let guesses = keys

@@ -172,3 +172,33 @@ async fn the_open_file_limit_is_raised_to_what_the_connection_cap_needs() {
     // 1,024 connections, 32 for probes, 128 for the rest.
     assert!(soft >= 1_184.min(hard), "{limits}");
 }
+
+#[tokio::test]
+async fn a_server_whose_log_pipe_closes_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = portcullis(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PORTCULLIS_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _server = Server(child);
+    let log = lines(stderr);
+    let address = wait_for(&log, "the listening log line", |line| {
+        let entry: Value = serde_json::from_str(line).ok()?;
+        (entry["fields"]["message"] == "portcullis listening")
+            .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
+    });
+    // Whoever read the log has gone: the pipe closes once the reader notices.
+    drop(log);
+    let http = reqwest::Client::new();
+    for _ in 0..50 {
+        let response = http
+            .get(format!("http://{address}/v1/auth/me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+}

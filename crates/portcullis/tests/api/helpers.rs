@@ -232,6 +232,43 @@ impl TestApp {
         (base, stop)
     }
 
+    /// A second server process, the real binary, on this test's database and
+    /// settings, as another node of a cluster; it stops when the guard drops.
+    pub async fn another_process(&self) -> (String, crate::binary::Server) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = crate::binary::portcullis(dir.path());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("PORTCULLIS_LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for key in [
+            "database_url",
+            "master_key",
+            "issuer",
+            "live_keys_per_account",
+            "login_ip_budget",
+            "code_ip_budget",
+            "mail_ip_budget",
+            "mail_address_budget",
+        ] {
+            if let Some(value) = self.settings.get(key) {
+                command.env(format!("PORTCULLIS_{}", key.to_uppercase()), value);
+            }
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = lines(child.stderr.take().unwrap());
+        let server = crate::binary::Server(child);
+        let address = wait_for(&stderr, "the listening log line", |line| {
+            let entry: Value = serde_json::from_str(line).ok()?;
+            (entry["fields"]["message"] == "portcullis listening")
+                .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
+        });
+        // Keep reading its log: a closed pipe would fail the server's next log line.
+        std::thread::spawn(move || stderr.into_iter().for_each(drop));
+        (format!("http://{address}"), server)
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(&mut self) {
         if let Some((stop, handle)) = self.server.take() {
