@@ -114,7 +114,6 @@ impl App {
             stopped.clone(),
         ));
         let worker = tokio::spawn(self.worker.run(stopped));
-        tracing::info!(address = %self.listener.local_addr()?, "portcullis listening");
         server::serve(self.listener, router, self.limits, shutdown).await;
         let _ = stop.send(true);
         let _ = worker.await;

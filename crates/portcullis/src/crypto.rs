@@ -34,6 +34,8 @@ impl std::fmt::Debug for Secrets {
 pub enum MasterKeyError {
     #[error("PORTCULLIS_MASTER_KEY must be 32 bytes in base64")]
     Malformed,
+    #[error("production mode requires PORTCULLIS_MASTER_KEY (32 bytes, base64)")]
+    Required,
     #[error("PORTCULLIS_MASTER_KEY looks made by hand (too few distinct bytes): production needs 32 random bytes, e.g. `openssl rand -base64 32`")]
     Weak,
     #[error("master key file {path} can be read by other users: `chmod 600 {path}`")]
@@ -49,42 +51,29 @@ impl Secrets {
     /// The master key from configuration or, in development, from the key file
     /// (generated with mode 0600 on first start).
     pub fn load(config: &Config) -> Result<Self, MasterKeyError> {
-        if let Some(key) = &config.master_key {
-            let key = decode_key(key.expose_secret())?;
-            if config.mode == Mode::Production && !looks_random(&key) {
-                return Err(MasterKeyError::Weak);
-            }
+        if let Some(key) = configured_key(config)? {
             return Ok(Self::from_key(key));
         }
-        debug_assert_eq!(
-            config.mode,
-            Mode::Development,
-            "production requires a master key"
-        );
+        // Settings refuse this too; a Config built by hand must not get a generated key.
+        if config.mode == Mode::Production {
+            return Err(MasterKeyError::Required);
+        }
         let path = &config.master_key_file;
-        let file_err = |source| MasterKeyError::File {
-            path: path.display().to_string(),
-            source,
-        };
-        #[cfg(unix)]
-        if let Ok(meta) = std::fs::metadata(path) {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(MasterKeyError::Exposed {
-                    path: path.display().to_string(),
-                });
+        let key = random_bytes::<32>(&SystemRandom::new());
+        write_private(path, STANDARD.encode(key).as_bytes()).map_err(|source| {
+            MasterKeyError::File {
+                path: path.display().to_string(),
+                source,
             }
-        }
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Self::from_key(decode_key(&text)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = random_bytes::<32>(&SystemRandom::new());
-                write_private(path, STANDARD.encode(key).as_bytes()).map_err(file_err)?;
-                tracing::info!(path = %path.display(), "generated a development master key");
-                Ok(Self::from_key(key))
-            }
-            Err(e) => Err(file_err(e)),
-        }
+        })?;
+        tracing::info!(path = %path.display(), "generated a development master key");
+        Ok(Self::from_key(key))
+    }
+
+    /// Checks the master key the configuration names, as [`Secrets::load`]
+    /// would, without generating one: for `config check` and every command.
+    pub fn check(config: &Config) -> Result<(), MasterKeyError> {
+        configured_key(config).map(drop)
     }
 
     pub fn from_key(master: [u8; 32]) -> Self {
@@ -232,6 +221,37 @@ pub fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+/// The configured master key, or the key file's; `None` when neither exists
+/// yet (development generates one). Refuses a key file others can read and,
+/// in production, a key that does not look random.
+fn configured_key(config: &Config) -> Result<Option<[u8; 32]>, MasterKeyError> {
+    if let Some(key) = &config.master_key {
+        let key = decode_key(key.expose_secret())?;
+        if config.mode == Mode::Production && !looks_random(&key) {
+            return Err(MasterKeyError::Weak);
+        }
+        return Ok(Some(key));
+    }
+    let path = &config.master_key_file;
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(MasterKeyError::Exposed {
+                path: path.display().to_string(),
+            });
+        }
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => decode_key(&text).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(MasterKeyError::File {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 fn decode_key(text: &str) -> Result<[u8; 32], MasterKeyError> {

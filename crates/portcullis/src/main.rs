@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use portcullis::admin::Admin;
 use portcullis::config::{Config, LogFormat};
+use portcullis::crypto::Secrets;
 use portcullis::{App, Settings};
 use secrecy::SecretString;
 
@@ -116,7 +117,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     {
         settings.set("listen", listen);
     }
-    Ok(settings.build()?)
+    let config = settings.build()?;
+    Secrets::check(&config)?;
+    Ok(config)
 }
 
 fn init_logging(config: &Config) {

@@ -70,6 +70,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     make_room_for(limits.max_connections + PROBE_CONNECTIONS);
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "portcullis listening");
+    }
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let probes = Arc::new(Semaphore::new(PROBE_CONNECTIONS));
     let graceful = GracefulShutdown::new();

@@ -85,6 +85,11 @@ fn a_key_file_others_can_read_is_refused() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let said = refusal(dir.path(), &[]);
     assert!(said.contains("can be read by other users"), "{said}");
+    let out = portcullis(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
@@ -101,6 +106,14 @@ fn production_refuses_a_master_key_made_by_hand() {
     ];
     let said = refusal(dir.path(), &env);
     assert!(said.contains("made by hand"), "{said}");
+    // `config check` says so too, as a configuration error.
+    let out = portcullis(dir.path())
+        .args(["config", "check"])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("made by hand"));
 }
 
 #[test]
