@@ -31,7 +31,7 @@ trap cleanup EXIT
 export PORTCULLIS_DATABASE_URL="sqlite://$work/fuzz.db" \
     PORTCULLIS_MAIL_TRANSPORT=file \
     PORTCULLIS_MAIL_DIR="$work/mail" \
-    PORTCULLIS_LOG=warn,portcullis::app=info \
+    PORTCULLIS_LOG=warn,portcullis::server=info \
     NO_COLOR=1
 # The bearer endpoints are fuzzed with a live token too: an account made with
 # the CLI, logged in with no emailed code. (Its key file lands in $work.)

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{code_in, lines, read, wait_for, PASSWORD};
+use crate::helpers::{code_in, lines, listening_address, read, wait_for, PASSWORD};
 
 pub(crate) fn portcullis(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
@@ -39,11 +39,7 @@ async fn serve_with_no_configuration_walks_the_whole_flow() {
     let stdout = lines(child.stdout.take().unwrap());
     let stderr = lines(child.stderr.take().unwrap());
     let _server = Server(child);
-    let address = wait_for(&stderr, "the listening log line", |line| {
-        let entry: Value = serde_json::from_str(line).ok()?;
-        (entry["fields"]["message"] == "portcullis listening")
-            .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
-    });
+    let address = listening_address(&stderr);
     let base = format!("http://{address}");
     let http = reqwest::Client::new();
 

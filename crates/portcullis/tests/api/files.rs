@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::binary::{portcullis, Server};
 use crate::helpers::*;
@@ -26,11 +26,7 @@ async fn the_database_its_journal_and_mail_files_are_private() {
         .unwrap();
     let stderr = lines(child.stderr.take().unwrap());
     let _server = Server(child);
-    let address = wait_for(&stderr, "the listening log line", |line| {
-        let entry: Value = serde_json::from_str(line).ok()?;
-        (entry["fields"]["message"] == "portcullis listening")
-            .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
-    });
+    let address = listening_address(&stderr);
     let (status, body) = read(
         reqwest::Client::new()
             .post(format!("http://{address}/v1/auth/register"))
@@ -198,11 +194,7 @@ async fn a_server_whose_log_pipe_closes_keeps_serving() {
     let stderr = child.stderr.take().unwrap();
     let _server = Server(child);
     let log = lines(stderr);
-    let address = wait_for(&log, "the listening log line", |line| {
-        let entry: Value = serde_json::from_str(line).ok()?;
-        (entry["fields"]["message"] == "portcullis listening")
-            .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
-    });
+    let address = listening_address(&log);
     // Whoever read the log has gone: the pipe closes once the reader notices.
     drop(log);
     let http = reqwest::Client::new();

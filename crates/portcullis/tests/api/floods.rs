@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use portcullis::password::Gauge;
 use portcullis::{App, Limits};
 use reqwest::StatusCode;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -111,11 +110,7 @@ async fn a_login_flood_stays_under_the_memory_ceiling_and_gives_it_back(backend:
     let stderr = lines(child.stderr.take().unwrap());
     let pid = child.id();
     let _server = Server(child);
-    let address = wait_for(&stderr, "the listening log line", |line| {
-        let entry: Value = serde_json::from_str(line).ok()?;
-        (entry["fields"]["message"] == "portcullis listening")
-            .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
-    });
+    let address = listening_address(&stderr);
     let ready = app
         .http
         .get(format!("http://{address}/readyz"))

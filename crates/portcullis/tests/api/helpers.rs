@@ -259,11 +259,7 @@ impl TestApp {
         let mut child = command.spawn().unwrap();
         let stderr = lines(child.stderr.take().unwrap());
         let server = crate::binary::Server(child);
-        let address = wait_for(&stderr, "the listening log line", |line| {
-            let entry: Value = serde_json::from_str(line).ok()?;
-            (entry["fields"]["message"] == "portcullis listening")
-                .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
-        });
+        let address = listening_address(&stderr);
         // Keep reading its log: a closed pipe would fail the server's next log line.
         std::thread::spawn(move || stderr.into_iter().for_each(drop));
         (format!("http://{address}"), server)
@@ -579,6 +575,15 @@ pub fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Stri
         }
     });
     rx
+}
+
+/// The address in the JSON log line a server writes once it listens.
+pub fn listening_address(log: &mpsc::Receiver<String>) -> String {
+    wait_for(log, "the listening log line", |line| {
+        let entry: Value = serde_json::from_str(line).ok()?;
+        (entry["fields"]["message"] == "portcullis listening")
+            .then(|| entry["fields"]["address"].as_str().unwrap().to_owned())
+    })
 }
 
 pub fn wait_for(
