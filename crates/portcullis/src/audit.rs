@@ -23,6 +23,14 @@ pub enum Kind {
     BudgetExhausted,
     /// Too many consecutive wrong codes: the address's code flows are locked.
     CodesLocked,
+    TotpEnabled,
+    TotpDisabled,
+    /// An operator cleared a lost authenticator.
+    TotpReset,
+    /// A recovery code was spent in place of a TOTP code.
+    RecoveryCodeUsed,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 }
 
 impl Kind {
@@ -42,6 +50,12 @@ impl Kind {
             Kind::CodeRefused => "code_refused",
             Kind::BudgetExhausted => "budget_exhausted",
             Kind::CodesLocked => "codes_locked",
+            Kind::TotpEnabled => "totp_enabled",
+            Kind::TotpDisabled => "totp_disabled",
+            Kind::TotpReset => "totp_reset",
+            Kind::RecoveryCodeUsed => "recovery_code_used",
+            Kind::ApiKeyCreated => "api_key_created",
+            Kind::ApiKeyRevoked => "api_key_revoked",
         }
     }
 }

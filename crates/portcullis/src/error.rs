@@ -40,9 +40,13 @@ pub enum ApiError {
     /// 413 `PAYLOAD_TOO_LARGE`.
     #[error("payload too large")]
     PayloadTooLarge,
-    /// 401 `AUTHENTICATION_REQUIRED`.
-    #[error("authentication required")]
+    /// 401 `AUTHENTICATION_REQUIRED`: no credentials, or an API key that is
+    /// unknown, revoked or expired (worded as the dev-login document words it).
+    #[error("Missing or invalid authorization header")]
     AuthenticationRequired,
+    /// 403 `INSUFFICIENT_PERMISSIONS`: the credentials are good but may not do this.
+    #[error("Insufficient permissions for this operation")]
+    InsufficientPermissions,
     /// 401 `INVALID_TOKEN`.
     #[error("invalid token")]
     InvalidToken,
@@ -55,6 +59,9 @@ pub enum ApiError {
     /// 403 `ACCOUNT_DISABLED`.
     #[error("account disabled")]
     AccountDisabled,
+    /// 401 `INVALID_TOTP_CODE`: neither a current TOTP code nor an unused recovery code.
+    #[error("invalid TOTP code")]
+    InvalidTotpCode,
     /// 401 `INVALID_VERIFICATION_CODE` with `details.attempts_remaining`.
     #[error("invalid verification code")]
     InvalidVerificationCode { attempts_remaining: i64 },
@@ -137,9 +144,14 @@ impl ApiError {
             Validation(_) => (ErrorCode::ValidationError, "Validation failed"),
             InvalidJson(_) => (ErrorCode::InvalidJson, "The request body is not valid JSON"),
             PayloadTooLarge => (ErrorCode::PayloadTooLarge, "The request body is too large"),
-            AuthenticationRequired => {
-                (ErrorCode::AuthenticationRequired, "Authentication required")
-            }
+            AuthenticationRequired => (
+                ErrorCode::AuthenticationRequired,
+                "Authentication required. Please provide a valid API key.",
+            ),
+            InsufficientPermissions => (
+                ErrorCode::InsufficientPermissions,
+                "You do not have permission to access this resource.",
+            ),
             InvalidToken => (
                 ErrorCode::InvalidToken,
                 "The token is invalid or has been revoked",
@@ -147,6 +159,10 @@ impl ApiError {
             TokenExpired => (ErrorCode::TokenExpired, "The token has expired"),
             InvalidCredentials => (ErrorCode::InvalidCredentials, "Invalid email or password"),
             AccountDisabled => (ErrorCode::AccountDisabled, "This account is disabled"),
+            InvalidTotpCode => (
+                ErrorCode::InvalidTotpCode,
+                "The two-factor code is incorrect or was already used",
+            ),
             InvalidVerificationCode { .. } => (
                 ErrorCode::InvalidVerificationCode,
                 "Invalid verification code",
