@@ -53,6 +53,10 @@ pub struct LoginRequest {
     pub email_or_username: String,
     #[schema(value_type = String, format = Password)]
     pub password: SecretString,
+    /// The 6-digit code of the authenticator app, or a recovery code; needed
+    /// when the account has TOTP enabled.
+    #[schema(value_type = Option<String>, example = "482910")]
+    pub totp_code: Option<SecretString>,
     #[serde(flatten)]
     pub device: DeviceFields,
 }
@@ -159,15 +163,103 @@ pub struct TokenResponse {
     pub token: String,
     #[serde(rename = "refreshToken")]
     pub refresh_token_alias: String,
+    /// The same session in the shape of the login-with-TOTP document.
+    pub data: SessionData,
+}
+
+/// A session as the login-with-TOTP document shapes it: `data.user`, `data.tokens`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionData {
+    pub user: DataUser,
+    pub tokens: DataTokens,
+    /// Portcullis sells no plans: always `null`.
+    #[schema(value_type = Option<Object>)]
+    pub subscription: Option<Value>,
+    pub requires_2fa: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DataUser {
+    /// `usr_` and 32 hex digits, as `user.id`.
+    pub id: String,
+    /// The same id.
+    pub uuid: String,
+    pub username: Option<String>,
+    pub email: String,
+    /// Always `USER`.
+    pub role: String,
+    /// `false` once the account is disabled.
+    pub active: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DataTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    #[schema(format = DateTime)]
+    pub access_token_expires_at: String,
+    #[schema(format = DateTime)]
+    pub refresh_token_expires_at: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+}
+
+/// The password was right and the account has TOTP enabled: send the login
+/// again with `totp_code`. No token of any kind is issued.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SecondFactorResponse {
+    pub success: bool,
+    /// Always `true`.
+    pub requires_2fa: bool,
+    /// Always `totp`.
+    pub next_step: String,
 }
 
 /// Login step 1: a code was emailed, or (policy `never`, or `new_device` on a
-/// known device) the tokens themselves.
+/// known device) the tokens themselves, or a TOTP code is needed first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum LoginResponse {
     Tokens(Box<TokenResponse>),
     Code(StepOneResponse),
+    SecondFactor(SecondFactorResponse),
+}
+
+/// What an authenticator app needs to be set up.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TotpSetupResponse {
+    pub success: bool,
+    /// The secret in base32, for typing in by hand.
+    pub secret: String,
+    /// `otpauth://totp/ISSUER:ACCOUNT?secret=…&issuer=ISSUER`.
+    pub otpauth_uri: String,
+    /// The URI as a QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+/// The current code of the authenticator being set up.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnableRequest {
+    #[schema(example = "482910")]
+    pub code: String,
+}
+
+/// Single-use codes accepted in place of a TOTP code; shown only this once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodesResponse {
+    pub success: bool,
+    pub recovery_codes: Vec<String>,
+}
+
+/// The password and a current TOTP code (or a recovery code).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpDisableRequest {
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+    #[schema(value_type = String)]
+    pub code: SecretString,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -12,7 +12,7 @@ use crate::crypto::Secrets;
 use crate::domain::{Email, Username};
 use crate::error::ApiError;
 use crate::password::{self, Hasher};
-use crate::store::{sessions, unique_violation, users, Db};
+use crate::store::{sessions, totp, unique_violation, users, Db};
 
 #[derive(Debug, Serialize)]
 pub struct UserSummary {
@@ -111,6 +111,31 @@ impl Admin {
         audit::record(&mut tx, Event::new(kind).user(&id).detail("cli"), now).await?;
         tx.commit().await?;
         Ok(id)
+    }
+}
+
+impl Admin {
+    /// Clears a lost authenticator (by email or id): TOTP off, recovery codes
+    /// gone, every session ended. The owner signs in with password and email
+    /// code and may set up TOTP again.
+    pub async fn reset_totp(&self, who: &str) -> anyhow::Result<String> {
+        let now = SystemClock.now();
+        let who = who.trim().to_lowercase();
+        let mut tx = self.db.pool().begin().await?;
+        let user = match users::by_email(&mut tx, &who).await? {
+            Some(user) => user,
+            None => users::by_id(&mut tx, &who)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user with email or id `{who}`"))?,
+        };
+        if !totp::disable(&mut tx, &user.id, now).await? {
+            anyhow::bail!("user {} does not have TOTP enabled", user.id);
+        }
+        sessions::revoke_all(&mut tx, &user.id, None, "two-factor reset", now).await?;
+        let event = Event::new(Kind::TotpReset).user(&user.id).detail("cli");
+        audit::record(&mut tx, event, now).await?;
+        tx.commit().await?;
+        Ok(user.id)
     }
 }
 

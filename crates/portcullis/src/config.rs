@@ -56,6 +56,18 @@ pub struct Config {
     pub template_dir: Option<PathBuf>,
     #[serde(deserialize_with = "choice")]
     pub login_verification: LoginVerification,
+    /// The issuer authenticator apps show beside a TOTP account (no `:`).
+    #[serde(deserialize_with = "totp_issuer")]
+    pub totp_issuer: String,
+    /// Enables `POST /v1/auth/dev-login` (SPEC §3.1).
+    #[serde(deserialize_with = "boolean")]
+    pub dev_login: bool,
+    /// The second, explicit opt-in that production mode asks for dev-login.
+    #[serde(deserialize_with = "boolean")]
+    pub dev_login_in_production: bool,
+    /// Dev-logins per API key, beside the login budgets they also spend.
+    #[serde(deserialize_with = "budget")]
+    pub dev_login_key_budget: Budget,
     #[serde(deserialize_with = "duration")]
     pub access_ttl: Duration,
     #[serde(deserialize_with = "duration")]
@@ -144,6 +156,10 @@ impl Default for Config {
             mail_from: "Portcullis <no-reply@localhost>".into(),
             template_dir: None,
             login_verification: LoginVerification::Always,
+            totp_issuer: "Portcullis".into(),
+            dev_login: false,
+            dev_login_in_production: false,
+            dev_login_key_budget: Budget::per(30, 60),
             access_ttl: Duration::from_secs(24 * 3600),
             refresh_ttl: Duration::from_secs(30 * 86_400),
             refresh_rotation: true,
@@ -398,6 +414,11 @@ impl Config {
                     "production mode requires PORTCULLIS_MASTER_KEY (32 bytes, base64)",
                 ));
             }
+            if self.dev_login && !self.dev_login_in_production {
+                return Err(err(
+                    "production mode refuses PORTCULLIS_DEV_LOGIN without the explicit opt-in PORTCULLIS_DEV_LOGIN_IN_PRODUCTION=true",
+                ));
+            }
         }
         Ok(())
     }
@@ -488,6 +509,15 @@ fn choice<'de, D: Deserializer<'de>, T: Choices>(d: D) -> Result<T, D::Error> {
 /// Text, trimmed; empty means not set.
 fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     parse(d, |s| Ok(s.to_owned()))
+}
+
+/// Authenticator apps read `issuer:account` in the otpauth URI's label.
+fn totp_issuer<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    parse(d, |s| match s {
+        "" => Err("expected a name".into()),
+        s if s.contains(':') => Err("must not contain `:`".into()),
+        s => Ok(s.to_owned()),
+    })
 }
 
 /// A base URL: trailing slashes are dropped so links can be appended.
@@ -787,6 +817,21 @@ mod tests {
             .contains("MASTER_KEY"));
         settings.set("master_key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
         assert!(settings.build().is_ok());
+        settings.set("dev_login", "true");
+        assert!(settings
+            .build()
+            .unwrap_err()
+            .to_string()
+            .contains("PORTCULLIS_DEV_LOGIN_IN_PRODUCTION"));
+        settings.set("dev_login_in_production", "true");
+        assert!(settings.build().is_ok());
+    }
+
+    #[test]
+    fn the_totp_issuer_has_no_colon() {
+        let mut settings = Settings::default();
+        settings.set("totp_issuer", "Acme: staging");
+        assert!(settings.build().unwrap_err().to_string().contains("`:`"));
     }
 
     #[test]

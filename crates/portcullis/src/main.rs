@@ -75,6 +75,8 @@ enum UserCommand {
     Disable { user: String },
     /// Re-enable an account.
     Enable { user: String },
+    /// Clear a lost authenticator (by email or id): TOTP off, every session ended.
+    TotpReset { user: String },
 }
 
 fn main() -> ExitCode {
@@ -227,6 +229,16 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         json,
                         &serde_json::json!({ "id": id, "disabled": false }),
                         &format!("enabled {id}"),
+                    );
+                }
+                UserCommand::TotpReset { user } => {
+                    let id = admin.reset_totp(&user).await?;
+                    print(
+                        json,
+                        &serde_json::json!({ "id": id, "totp_enabled": false }),
+                        &format!(
+                            "two-factor authentication reset for {id}; its sessions are ended"
+                        ),
                     );
                 }
             }

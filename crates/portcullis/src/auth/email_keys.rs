@@ -35,6 +35,8 @@ pub(super) struct KeyFor<'a> {
     /// A registration's password and username, set on the account when the code is verified.
     pub password_hash: Option<&'a str>,
     pub username: Option<&'a str>,
+    /// The account's second factor was checked before the key was issued.
+    pub second_factor: bool,
 }
 
 /// Creates a key, mails its code and retires the account's oldest live keys
@@ -64,6 +66,7 @@ pub(super) async fn issue(
         device: key.device,
         password_hash: key.password_hash,
         username: key.username,
+        second_factor: key.second_factor,
     };
     keys::insert(work, &new, now).await?;
     let sent = crate::audit::Event {

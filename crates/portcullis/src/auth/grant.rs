@@ -20,6 +20,7 @@ pub struct Grant {
     pub device_id: String,
     pub session_id: String,
     pub user: User,
+    pub issued_at: Timestamp,
 }
 
 /// Opens a device session (replacing a live one on the same device) and issues its tokens.
@@ -70,5 +71,6 @@ pub(super) async fn start_session(
         device_id,
         session_id,
         user,
+        issued_at: now,
     })
 }

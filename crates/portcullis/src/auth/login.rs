@@ -8,6 +8,7 @@ use super::caller::{Client, Who};
 use super::email_keys::{self, CodeCheck, KeyFor, StepOne};
 use super::grant::{start_session, Grant};
 use super::limits;
+use super::totp::{self, Factor};
 use crate::audit::Kind;
 use crate::config::LoginVerification;
 use crate::crypto::hex;
@@ -20,6 +21,8 @@ use crate::store::{sessions, unique_violation, users};
 pub struct Login {
     pub login: LoginName,
     pub password: SecretString,
+    /// A TOTP code or a recovery code, for accounts with TOTP enabled.
+    pub totp_code: Option<SecretString>,
     pub device: Device,
 }
 
@@ -28,11 +31,14 @@ pub enum LoginOutcome {
     Code(StepOne),
     /// No code was needed (policy `never`, or `new_device` on a known device).
     Tokens(Box<Grant>),
+    /// The password is right and TOTP is enabled, but no TOTP code was sent.
+    SecondFactor,
 }
 
-/// Login step 1: checks the password, then decides whether a code is needed.
-/// A place for the hash is taken first, then a try of the account's and the
-/// client's login budgets, given back when the password is right.
+/// Login step 1: checks the password, then the TOTP code when the account
+/// has TOTP enabled, then decides whether an emailed code is needed. A place
+/// for the hash is taken first, then a try of the account's and the client's
+/// login budgets, given back when the password (and TOTP code) are right.
 #[instrument(skip_all)]
 pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginOutcome, ApiError> {
     // When hashing is full, answer 503 before reading or spending anything.
@@ -84,6 +90,23 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         };
     // Every unit of work starts with a write, so SQLite writers queue instead of failing.
     let mut work = s.begin().await?;
+    let code = input.totp_code.as_ref();
+    match totp::second_factor(s, &mut work, &user, code, now).await? {
+        Factor::Passed => {}
+        Factor::Missing => {
+            // The password was right: the client asks for the code and comes back.
+            limits::refund(&mut work, &buckets).await?;
+            work.commit().await?;
+            return Ok(LoginOutcome::SecondFactor);
+        }
+        Factor::Wrong => {
+            // The try spent stays spent: TOTP guesses count like password guesses.
+            let event = who.event(Kind::LoginFailed).detail("invalid_totp_code");
+            work.audit(event, now).await?;
+            work.commit().await?;
+            return Err(ApiError::InvalidTotpCode);
+        }
+    }
     limits::refund(&mut work, &buckets).await?;
     let outcome = if needs_code {
         let purpose = if user.verified {
@@ -98,6 +121,8 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
             device: Some(&input.device),
             password_hash: None,
             username: None,
+            // Checked above when enabled.
+            second_factor: user.totp_enabled,
         };
         let email_key = email_keys::issue(s, &mut work, &key, now).await?;
         LoginOutcome::Code(StepOne {
@@ -165,6 +190,12 @@ pub async fn verify(
         .ok_or(ApiError::VerificationExpired)?;
     if user.disabled {
         return Err(ApiError::AccountDisabled);
+    }
+    if user.totp_enabled && !key.second_factor {
+        // TOTP was enabled after this key's login step: that login must start
+        // again and give a TOTP code. The key is spent.
+        work.commit().await?;
+        return Err(ApiError::VerificationExpired);
     }
     if key.purpose == Purpose::Register {
         if let Some(hash) = &key.password_hash {

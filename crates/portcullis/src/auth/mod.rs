@@ -10,6 +10,8 @@ mod login;
 mod password;
 mod register;
 mod sessions;
+mod totp;
+mod two_factor;
 
 pub use caller::{Caller, Client};
 pub use email_keys::StepOne;
@@ -18,3 +20,4 @@ pub use login::{login, resend, verify, Login, LoginOutcome};
 pub use password::{change_password, forgot_password, reset_password};
 pub use register::{register, Register};
 pub use sessions::{authenticate, list_sessions, logout, logout_all, me, refresh, revoke_device};
+pub use two_factor::{disable_totp, enable_totp, setup_totp, TotpSetup};

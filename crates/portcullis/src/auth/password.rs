@@ -42,6 +42,7 @@ pub async fn forgot_password(
         device: None,
         password_hash: None,
         username: None,
+        second_factor: false,
     };
     let email_key = email_keys::issue(s, &mut work, &key, now).await?;
     work.commit().await?;

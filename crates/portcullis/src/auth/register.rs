@@ -78,6 +78,7 @@ pub async fn register(s: &Services, input: Register, client: &Client) -> Result<
         device: None,
         password_hash: Some(&hash),
         username: input.username.as_ref().map(Username::as_str),
+        second_factor: false,
     };
     let email_key = email_keys::issue(s, &mut work, &key, now).await?;
     work.commit().await?;

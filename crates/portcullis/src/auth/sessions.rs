@@ -75,6 +75,7 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
         device_id: stored.device_id,
         session_id: stored.session_id,
         user,
+        issued_at: now,
     })
 }
 

@@ -44,10 +44,10 @@ async fn register(
     )))
 }
 
-/// Login step 1: checks the password, then emails a code or, when none is needed, answers with the tokens.
+/// Login step 1: checks the password and, when the account has TOTP enabled, the TOTP code; then emails a code or, when none is needed, answers with the tokens.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest, responses(
-    (status = 200, description = "A code was emailed or, when none is needed, the tokens", body = LoginResponse),
-    (status = 401, description = "INVALID_CREDENTIALS: unknown account or wrong password", body = ErrorEnvelope),
+    (status = 200, description = "A code was emailed or, when none is needed, the tokens; or `requires_2fa: true` when the account has TOTP enabled and no `totp_code` was sent", body = LoginResponse),
+    (status = 401, description = "INVALID_CREDENTIALS: unknown account or wrong password; INVALID_TOTP_CODE: the TOTP code is wrong or was used already", body = ErrorEnvelope),
     (status = 403, description = "ACCOUNT_DISABLED: the password is right but the account is disabled", body = ErrorEnvelope),
     (status = 429, description = "TOO_MANY_LOGIN_ATTEMPTS: too many failed logins for this account or from this client (`details.retry_after`, `Retry-After`)", body = ErrorEnvelope),
 ))]
@@ -59,6 +59,7 @@ async fn login(
     let input = auth::Login {
         login: LoginName::parse(&req.email_or_username)?,
         password: req.password,
+        totp_code: req.totp_code,
         device: Device::parse(req.device)?,
     };
     Ok(Json(match auth::login(&s, input, &client).await? {
@@ -67,6 +68,7 @@ async fn login(
             "Login credentials verified. Please check your email for verification code.",
         )),
         LoginOutcome::Tokens(grant) => LoginResponse::Tokens(Box::new(responses::tokens(*grant))),
+        LoginOutcome::SecondFactor => LoginResponse::SecondFactor(responses::second_factor()),
     }))
 }
 

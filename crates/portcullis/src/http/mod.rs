@@ -8,6 +8,7 @@ mod ops;
 mod password;
 mod responses;
 mod sessions;
+mod two_factor;
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(auth::router())
         .merge(sessions::router())
         .merge(password::router())
+        .merge(two_factor::router())
         .merge(ops::router())
         .split_for_parts();
     openapi::add_common_answers(&mut doc);

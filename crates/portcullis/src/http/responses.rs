@@ -1,7 +1,8 @@
 //! The API's response bodies, built from what the flows return.
 
 use portcullis_proto::{
-    DeviceBody, MessageResponse, SessionBody, StepOneResponse, TokenResponse, UserBody,
+    DataTokens, DataUser, DeviceBody, MessageResponse, SecondFactorResponse, SessionBody,
+    SessionData, StepOneResponse, TokenResponse, UserBody,
 };
 
 use crate::auth::{Grant, StepOne};
@@ -35,8 +36,28 @@ pub fn user(u: User) -> UserBody {
 }
 
 /// The token body, with `token` and `refreshToken` repeating the two tokens
-/// under the names the documented client reads.
+/// under the names the documented client reads, and `data` the session in
+/// the shape of the login-with-TOTP document.
 pub fn tokens(g: Grant) -> TokenResponse {
+    let data = SessionData {
+        user: DataUser {
+            id: g.user.id.clone(),
+            uuid: g.user.id.clone(),
+            username: g.user.username.clone(),
+            email: g.user.email.clone(),
+            role: "USER".into(),
+            active: !g.user.disabled,
+        },
+        tokens: DataTokens {
+            access_token: g.access_token.clone(),
+            refresh_token: g.refresh_token.clone(),
+            access_token_expires_at: rfc3339(g.issued_at + g.expires_in),
+            refresh_token_expires_at: rfc3339(g.issued_at + g.refresh_expires_in),
+            token_type: "Bearer".into(),
+        },
+        subscription: None,
+        requires_2fa: false,
+    };
     TokenResponse {
         success: true,
         token: g.access_token.clone(),
@@ -49,6 +70,16 @@ pub fn tokens(g: Grant) -> TokenResponse {
         device_id: g.device_id,
         user: user(g.user),
         requires_2fa: false,
+        data,
+    }
+}
+
+/// Login step 1 when the account's TOTP code is still needed.
+pub fn second_factor() -> SecondFactorResponse {
+    SecondFactorResponse {
+        success: true,
+        requires_2fa: true,
+        next_step: "totp".into(),
     }
 }
 

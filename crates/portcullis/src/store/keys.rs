@@ -46,6 +46,8 @@ pub struct EmailKey {
     pub device: Option<Device>,
     pub password_hash: Option<String>,
     pub username: Option<String>,
+    /// Issued after the account's second factor was checked at login step 1.
+    pub second_factor: bool,
 }
 
 /// An `email_keys` row as stored: the purpose as text, the device as JSON.
@@ -64,6 +66,7 @@ struct Row {
     device: Option<String>,
     password_hash: Option<String>,
     username: Option<String>,
+    second_factor: i64,
 }
 
 impl TryFrom<Row> for EmailKey {
@@ -92,6 +95,7 @@ impl TryFrom<Row> for EmailKey {
             device,
             password_hash: r.password_hash,
             username: r.username,
+            second_factor: r.second_factor != 0,
         })
     }
 }
@@ -104,7 +108,7 @@ impl EmailKey {
 }
 
 const COLUMNS: &str = "email_key, user_id, email, purpose, code_hash, attempts, resends, sent_at, \
-                       expires_at, used_at, device, password_hash, username";
+                       expires_at, used_at, device, password_hash, username, second_factor";
 
 pub struct NewKey<'a> {
     pub email_key: &'a str,
@@ -116,6 +120,7 @@ pub struct NewKey<'a> {
     pub device: Option<&'a Device>,
     pub password_hash: Option<&'a str>,
     pub username: Option<&'a str>,
+    pub second_factor: bool,
 }
 
 pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::Result<()> {
@@ -126,8 +131,8 @@ pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::
         .map_err(|e| sqlx::Error::Encode(e.into()))?;
     sqlx::query(
         "INSERT INTO email_keys (email_key, user_id, email, purpose, code_hash, sent_at, expires_at, device,
-             password_hash, username, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $6)",
+             password_hash, username, second_factor, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $6)",
     )
     .bind(key.email_key)
     .bind(key.user_id)
@@ -139,6 +144,7 @@ pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::
     .bind(device)
     .bind(key.password_hash)
     .bind(key.username)
+    .bind(i64::from(key.second_factor))
     .execute(conn)
     .await?;
     Ok(())

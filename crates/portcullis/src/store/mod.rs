@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod retention;
 pub mod sessions;
 pub mod signing_keys;
+pub mod totp;
 pub mod users;
 
 use std::str::FromStr;

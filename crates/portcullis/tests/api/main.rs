@@ -21,3 +21,4 @@ mod outage;
 mod password;
 mod refresh;
 mod sessions;
+mod totp;
