@@ -91,7 +91,8 @@ fn context(user_id: &str) -> String {
 }
 
 /// Checks a second-factor code for `user`, whose TOTP is enabled, and spends
-/// it inside `work`: a TOTP code of the current step (± the skew), each step
+/// it inside `work`, whose first statement this is (a write, as every unit of
+/// work starts): a TOTP code of the current step (± the skew), each step
 /// accepted once, or else an unused recovery code. `false` for anything else.
 pub(super) async fn check(
     s: &Services,
@@ -102,11 +103,10 @@ pub(super) async fn check(
 ) -> Result<bool, ApiError> {
     let code = code.trim();
     if code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
-        let stored = store::get(work, &user.id).await?;
-        let Some(secret) = stored.and_then(|s| s.totp_secret) else {
+        let Some(secret) = &user.totp_secret else {
             return Ok(false);
         };
-        let authenticator = Authenticator::open(s, user, &secret)?;
+        let authenticator = Authenticator::open(s, user, secret)?;
         return Ok(match authenticator.matching_step(code, now) {
             Some(step) => store::accept_step(work, &user.id, step).await?,
             None => false,

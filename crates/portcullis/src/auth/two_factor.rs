@@ -66,8 +66,7 @@ pub async fn enable_totp(
     if user.totp_enabled {
         return Err(already_enabled());
     }
-    let stored = store::get(&mut *s.read().await?, &user.id).await?;
-    let Some(pending) = stored.and_then(|stored| stored.totp_pending) else {
+    let Some(pending) = store::pending(&mut *s.read().await?, &user.id).await? else {
         return Err(ApiError::field(
             "code",
             "No authenticator is being set up; call /v1/auth/2fa/totp/setup first",

@@ -1,25 +1,18 @@
 //! The second factor of an account: its TOTP secret (encrypted by the
-//! caller), the last time step accepted, and its recovery codes (hashed).
-
-use sqlx::FromRow;
+//! caller; read with the account), the last time step accepted, and its
+//! recovery codes (hashed).
 
 use super::Conn;
 use crate::clock::Timestamp;
 
-/// An account's TOTP state as stored; secrets still encrypted.
-#[derive(Debug, Clone, FromRow)]
-pub struct Stored {
-    /// The secret in use, once enabled.
-    pub totp_secret: Option<String>,
-    /// A secret set up and waiting for its first code.
-    pub totp_pending: Option<String>,
-}
-
-pub async fn get(conn: &mut Conn, user_id: &str) -> sqlx::Result<Option<Stored>> {
-    sqlx::query_as("SELECT totp_secret, totp_pending FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await
+/// The secret set up and waiting for its first code, still encrypted.
+pub async fn pending(conn: &mut Conn, user_id: &str) -> sqlx::Result<Option<String>> {
+    let pending: Option<Option<String>> =
+        sqlx::query_scalar("SELECT totp_pending FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(pending.flatten())
 }
 
 /// Keeps a new secret waiting for its first code, replacing any earlier

@@ -15,6 +15,8 @@ pub struct User {
     pub verified: bool,
     pub disabled: bool,
     pub totp_enabled: bool,
+    /// The TOTP secret, encrypted, once TOTP is enabled.
+    pub totp_secret: Option<String>,
     pub created_at: Timestamp,
 }
 
@@ -29,6 +31,7 @@ struct Row {
     verified: i64,
     disabled: i64,
     totp_enabled: i64,
+    totp_secret: Option<String>,
     created_at: Timestamp,
 }
 
@@ -43,6 +46,7 @@ impl From<Row> for User {
             verified: r.verified != 0,
             disabled: r.disabled != 0,
             totp_enabled: r.totp_enabled != 0,
+            totp_secret: r.totp_secret,
             created_at: r.created_at,
         }
     }
@@ -57,7 +61,7 @@ async fn one(conn: &mut Conn, filter: &str, value: &str) -> sqlx::Result<Option<
 }
 
 const COLUMNS: &str =
-    "id, email, username, name, password_hash, verified, disabled, totp_enabled, created_at";
+    "id, email, username, name, password_hash, verified, disabled, totp_enabled, totp_secret, created_at";
 
 pub struct NewUser<'a> {
     pub id: &'a str,
