@@ -37,10 +37,15 @@ export PORTCULLIS_DATABASE_URL="sqlite://$work/fuzz.db" \
 # the CLI, logged in with no emailed code. (Its key file lands in $work.)
 email=fuzz@example.com password='fuzzing the contract'
 (cd "$work" && "$bin" user create --email "$email" --password "$password" >/dev/null)
+# ...and with an API key of the same account, whose scopes reach every keyed operation.
+api_key=$(cd "$work" && "$bin" --json apikey create --user "$email" --name fuzz \
+    --scope sessions --scope dev_login |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 # Port 0: the server picks a free port and logs it.
 (
     cd "$work"
-    PORTCULLIS_LISTEN=127.0.0.1:0 PORTCULLIS_LOGIN_VERIFICATION=never exec "$bin" serve
+    PORTCULLIS_LISTEN=127.0.0.1:0 PORTCULLIS_LOGIN_VERIFICATION=never PORTCULLIS_DEV_LOGIN=true \
+        exec "$bin" serve
 ) >"$work/server.log" 2>&1 &
 server=$!
 
@@ -73,10 +78,11 @@ fuzz() {
 }
 
 started=$SECONDS
-# Anonymous, then with the token (the logouts would end its session mid-run).
-# The full report only on failure: on success the closing summary of the CI run
-# stays cargo test's.
-if ! fuzz || ! fuzz --header "Authorization: Bearer $token" --exclude-path-regex '/logout'; then
+# Anonymous, then with the token (the logouts would end its session mid-run),
+# then with the API key. The full report only on failure: on success the
+# closing summary of the CI run stays cargo test's.
+if ! fuzz || ! fuzz --header "Authorization: Bearer $token" --exclude-path-regex '/logout' ||
+    ! fuzz --header "X-API-Key: $api_key"; then
     cat "$work/schemathesis.log"
     echo "--- server log ---"
     cat "$work/server.log"

@@ -45,8 +45,8 @@ pub struct DeviceFields {
     pub fcm_token: Option<String>,
 }
 
-/// Login step 1. Unknown fields are ignored: clients send device fields of
-/// their own beside the documented ones.
+/// Login step 1, and dev-login's body. Unknown fields are ignored: clients
+/// send device fields of their own beside the documented ones.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     #[serde(alias = "email", alias = "username")]
@@ -222,6 +222,14 @@ pub struct SecondFactorResponse {
 pub enum LoginResponse {
     Tokens(Box<TokenResponse>),
     Code(StepOneResponse),
+    SecondFactor(SecondFactorResponse),
+}
+
+/// Dev-login: the tokens, or a TOTP code is needed first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum DevLoginResponse {
+    Tokens(Box<TokenResponse>),
     SecondFactor(SecondFactorResponse),
 }
 
@@ -447,4 +455,56 @@ impl ErrorCode {
             _ => "server_error",
         }
     }
+}
+
+/// A new API key for the caller. Unknown fields are refused: the account is
+/// always the caller's own, never named in the body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    #[schema(example = "CI deploys")]
+    pub name: String,
+    /// Names of `[a-z][a-z0-9_.:-]{0,63}`, at most 32. Portcullis gives
+    /// meaning to `dev_login`, `sessions` and `introspect`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// RFC 3339; the key stops working then.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// A new API key: `key` is shown only in this answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKeyResponse {
+    pub success: bool,
+    pub id: String,
+    /// `ak_` and 43 characters: send it as `X-API-Key` or `api-key`.
+    pub key: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyBody {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// To within a minute, written every 30 s.
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeysResponse {
+    pub success: bool,
+    pub api_keys: Vec<ApiKeyBody>,
 }

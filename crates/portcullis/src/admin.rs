@@ -1,4 +1,4 @@
-//! Operator commands (the CLI's `user …`), on the same configuration as `serve`.
+//! Operator commands (the CLI's `user …` and `apikey …`), on the same configuration as `serve`.
 
 use std::sync::Arc;
 
@@ -6,13 +6,14 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::audit::{self, Event, Kind};
-use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::auth;
+use crate::clock::{parse_rfc3339, rfc3339, Clock, SystemClock, Timestamp};
+use crate::config::{parse_duration, Config};
 use crate::crypto::Secrets;
-use crate::domain::{Email, Username};
+use crate::domain::{Email, KeyName, Scopes, Username};
 use crate::error::ApiError;
 use crate::password::{self, Hasher};
-use crate::store::{sessions, totp, unique_violation, users, Db};
+use crate::store::{api_keys, sessions, totp, unique_violation, users, Conn, Db};
 
 #[derive(Debug, Serialize)]
 pub struct UserSummary {
@@ -122,12 +123,7 @@ impl Admin {
         let now = SystemClock.now();
         let who = who.trim().to_lowercase();
         let mut tx = self.db.pool().begin().await?;
-        let user = match users::by_email(&mut tx, &who).await? {
-            Some(user) => user,
-            None => users::by_id(&mut tx, &who)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no user with email or id `{who}`"))?,
-        };
+        let user = self.account(&mut tx, &who).await?;
         if !totp::disable(&mut tx, &user.id, now).await? {
             anyhow::bail!("user {} does not have TOTP enabled", user.id);
         }
@@ -137,6 +133,88 @@ impl Admin {
         tx.commit().await?;
         Ok(user.id)
     }
+}
+
+impl Admin {
+    /// Makes an API key for an account (by email or id). `expires` is a
+    /// duration from now (`30d`) or an RFC 3339 time. The key is in the
+    /// answer, the only time it is shown.
+    pub async fn create_api_key(
+        &self,
+        who: &str,
+        name: &str,
+        scopes: Vec<String>,
+        expires: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let now = SystemClock.now();
+        let expires_at = expires.map(|text| expiry(text, now)).transpose()?;
+        let input = auth::NewKey {
+            name: KeyName::parse("name", name.trim().to_owned()).map_err(describe)?,
+            scopes: Scopes::parse(scopes).map_err(describe)?,
+            expires_at,
+        };
+        let secrets = Secrets::load(&self.config)?;
+        let mut tx = self.db.pool().begin().await?;
+        let user = self.account(&mut tx, who).await?;
+        let created = auth::issue_api_key(&mut tx, &secrets, &user.id, input, now)
+            .await
+            .map_err(describe)?;
+        let event = Event::new(Kind::ApiKeyCreated).user(&user.id);
+        audit::record(&mut tx, event.detail("cli"), now).await?;
+        tx.commit().await?;
+        let mut summary = key_summary(&created.api_key);
+        summary["key"] = created.key.into();
+        Ok(summary)
+    }
+
+    /// An account's API keys not revoked, without their secrets.
+    pub async fn list_api_keys(&self, who: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let user = self.account(&mut conn, who).await?;
+        let keys = api_keys::list(&mut conn, &user.id).await?;
+        Ok(keys.iter().map(key_summary).collect())
+    }
+
+    /// Revokes an API key by id; returns its account.
+    pub async fn revoke_api_key(&self, id: &str) -> anyhow::Result<String> {
+        let now = SystemClock.now();
+        let mut tx = self.db.pool().begin().await?;
+        let user_id = api_keys::revoke(&mut tx, id.trim(), None, now)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no live API key with id `{id}`"))?;
+        let event = Event::new(Kind::ApiKeyRevoked).user(&user_id);
+        audit::record(&mut tx, event.detail("cli"), now).await?;
+        tx.commit().await?;
+        Ok(user_id)
+    }
+
+    async fn account(&self, conn: &mut Conn, who: &str) -> anyhow::Result<users::User> {
+        users::by_email_or_id(conn, &who.trim().to_lowercase())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no user with email or id `{who}`"))
+    }
+}
+
+/// An expiry given on the command line: a duration from now, or a time.
+fn expiry(text: &str, now: Timestamp) -> anyhow::Result<Timestamp> {
+    if let Some(at) = parse_rfc3339(text) {
+        return Ok(at);
+    }
+    let after = parse_duration(text.trim())
+        .map_err(|e| anyhow::anyhow!("--expires: {e}; or an RFC 3339 time"))?;
+    Ok(now + after.as_secs() as i64)
+}
+
+fn key_summary(key: &api_keys::ApiKey) -> serde_json::Value {
+    serde_json::json!({
+        "id": key.id,
+        "user_id": key.user_id,
+        "name": key.name,
+        "scopes": key.scopes,
+        "created_at": rfc3339(key.created_at),
+        "expires_at": key.expires_at.map(rfc3339),
+        "last_used_at": key.last_used_at.map(rfc3339),
+    })
 }
 
 fn describe(e: ApiError) -> anyhow::Error {

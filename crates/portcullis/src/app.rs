@@ -14,7 +14,7 @@ use crate::mail::{Mailer, Templates, Transport, Worker};
 use crate::password::{Gauge, Hasher};
 use crate::server::{self, Limits};
 use crate::services::Services;
-use crate::store::{retention, Db};
+use crate::store::{api_keys, retention, Db};
 use crate::tokens::Tokens;
 
 pub struct App {
@@ -77,6 +77,7 @@ impl App {
             hasher,
             mailer,
             clock,
+            key_usage: Default::default(),
         });
         Ok(App {
             listener,
@@ -113,11 +114,18 @@ impl App {
             self.services.config.unverified_ttl,
             stopped.clone(),
         ));
+        let key_usage = tokio::spawn(api_keys::write_usage(
+            self.services.key_usage.clone(),
+            self.services.db.clone(),
+            self.services.config.api_key_usage_flush,
+            stopped.clone(),
+        ));
         let worker = tokio::spawn(self.worker.run(stopped));
         server::serve(self.listener, router, self.limits, shutdown).await;
         let _ = stop.send(true);
         let _ = worker.await;
         let _ = retention.await;
+        let _ = key_usage.await;
         self.services.db.close().await;
         Ok(())
     }

@@ -52,3 +52,10 @@ pub fn rfc3339(ts: Timestamp) -> String {
         })
         .unwrap_or_default()
 }
+
+/// A timestamp from RFC 3339 text; `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}

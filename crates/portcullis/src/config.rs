@@ -68,6 +68,9 @@ pub struct Config {
     /// Dev-logins per API key, beside the login budgets they also spend.
     #[serde(deserialize_with = "budget")]
     pub dev_login_key_budget: Budget,
+    /// How often the last-used times of API keys are written.
+    #[serde(deserialize_with = "duration")]
+    pub api_key_usage_flush: Duration,
     #[serde(deserialize_with = "duration")]
     pub access_ttl: Duration,
     #[serde(deserialize_with = "duration")]
@@ -160,6 +163,7 @@ impl Default for Config {
             dev_login: false,
             dev_login_in_production: false,
             dev_login_key_budget: Budget::per(30, 60),
+            api_key_usage_flush: Duration::from_secs(30),
             access_ttl: Duration::from_secs(24 * 3600),
             refresh_ttl: Duration::from_secs(30 * 86_400),
             refresh_rotation: true,

@@ -153,6 +153,51 @@ pub type DisplayName = Label<200>;
 pub type PushToken = Label<4096>;
 /// A person's name, trimmed.
 pub type PersonName = Label<100>;
+/// An API key's name.
+pub type KeyName = Label<100>;
+
+/// What an API key may do: names of `[a-z][a-z0-9_.:-]{0,63}`, at most 32,
+/// without repeats, in order. Portcullis gives meaning to `dev_login`,
+/// `sessions` and `introspect`; other names are the team's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    const MAX: usize = 32;
+
+    pub fn parse(raw: Vec<String>) -> Result<Self, ApiError> {
+        let valid = |scope: &str| {
+            let mut chars = scope.chars();
+            scope.len() <= 64
+                && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c))
+        };
+        if let Some(bad) = raw.iter().find(|scope| !valid(scope)) {
+            return Err(ApiError::field(
+                "scopes",
+                format!("`{bad}` is not a scope: 1 to 64 of a-z, 0-9, '_', '.', ':', '-', starting with a letter"),
+            ));
+        }
+        let mut scopes = raw;
+        scopes.sort();
+        scopes.dedup();
+        if scopes.len() > Self::MAX {
+            return Err(ApiError::field(
+                "scopes",
+                format!("At most {} scopes", Self::MAX),
+            ));
+        }
+        Ok(Self(scopes))
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
 
 impl PersonName {
     /// Trimmed; blank means no name.

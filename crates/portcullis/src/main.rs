@@ -50,6 +50,36 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage users' API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Make a key for an account; prints its id and the key, once.
+    Create {
+        /// The account, by email or id.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// A scope (repeatable): dev_login, sessions, introspect, or your own.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A duration from now (`90d`) or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// An account's keys (never their secrets).
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a key by id, at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -175,6 +205,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Apikey { command } => apikey(Admin::connect(config).await?, command, json).await,
         Command::User { command } => {
             let admin = Admin::connect(config).await?;
             match command {
@@ -245,6 +276,63 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn apikey(admin: Admin, command: ApikeyCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        ApikeyCommand::Create {
+            user,
+            name,
+            scopes,
+            expires,
+        } => {
+            let key = admin
+                .create_api_key(&user, &name, scopes, expires.as_deref())
+                .await?;
+            let text = format!(
+                "created API key {}\n{}\n(the key is shown only this once)",
+                key["id"].as_str().unwrap_or_default(),
+                key["key"].as_str().unwrap_or_default()
+            );
+            print(json, &key, &text);
+        }
+        ApikeyCommand::List { user } => {
+            let keys = admin.list_api_keys(&user).await?;
+            let text = keys
+                .iter()
+                .map(|k| {
+                    let scopes: Vec<&str> = k["scopes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s.as_str())
+                        .collect();
+                    format!(
+                        "{}\t{}\t{}\texpires {}",
+                        k["id"].as_str().unwrap_or_default(),
+                        k["name"].as_str().unwrap_or_default(),
+                        if scopes.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            scopes.join(",")
+                        },
+                        k["expires_at"].as_str().unwrap_or("never"),
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, &keys, &text);
+        }
+        ApikeyCommand::Revoke { id } => {
+            let user_id = admin.revoke_api_key(&id).await?;
+            print(
+                json,
+                &serde_json::json!({ "id": id, "user_id": user_id, "revoked": true }),
+                &format!("revoked API key {id}"),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn print(json: bool, value: &impl serde::Serialize, text: &str) {

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::crypto::Secrets;
 use crate::mail::{Mailer, Message};
 use crate::password::Hasher;
-use crate::store::{Conn, Db};
+use crate::store::{api_keys, Conn, Db};
 use crate::tokens::Tokens;
 
 pub struct Services {
@@ -24,6 +24,8 @@ pub struct Services {
     pub hasher: Hasher,
     pub mailer: Mailer,
     pub clock: Arc<dyn Clock>,
+    /// When API keys were last used, written in batches.
+    pub key_usage: Arc<api_keys::Usage>,
 }
 
 impl Services {

@@ -1,6 +1,7 @@
-//! Who is asking: where a request came from, and the holder of a token.
+//! Who is asking: where a request came from, and the holder of a token or an API key.
 
 use crate::audit::{Event, Kind};
+use crate::error::ApiError;
 
 /// Where a request came from, as recorded on its device session and in the audit log.
 #[derive(Debug, Clone, Default)]
@@ -14,6 +15,52 @@ pub struct Client {
 pub struct Caller {
     pub user_id: String,
     pub session_id: String,
+}
+
+/// The holder of a live API key.
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    pub user_id: String,
+    pub key_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl KeyHolder {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Whoever an endpoint that takes a token or an API key serves.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Session(Caller),
+    Key(KeyHolder),
+}
+
+impl Principal {
+    pub fn user_id(&self) -> &str {
+        match self {
+            Principal::Session(caller) => &caller.user_id,
+            Principal::Key(key) => &key.user_id,
+        }
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        match self {
+            Principal::Session(caller) => Some(&caller.session_id),
+            Principal::Key(_) => None,
+        }
+    }
+
+    /// A session may do anything its user may; a key only what its scopes name.
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        match self {
+            Principal::Session(_) => Ok(()),
+            Principal::Key(key) if key.has_scope(scope) => Ok(()),
+            Principal::Key(_) => Err(ApiError::InsufficientPermissions),
+        }
+    }
 }
 
 impl Client {

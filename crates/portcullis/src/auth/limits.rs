@@ -24,6 +24,8 @@ pub(super) enum Bucket<'a> {
     MailAddress(&'a str),
     /// Codes mailed on requests from an IP.
     MailIp(&'a str),
+    /// Dev-logins with an API key (its id), spent and never given back.
+    DevLoginKey(&'a str),
 }
 
 /// The buckets a request spends, in order: its client's (when the client's
@@ -62,6 +64,7 @@ impl Bucket<'_> {
             Bucket::CodeIp(_) => "code_ip",
             Bucket::MailAddress(_) => "mail_address",
             Bucket::MailIp(_) => "mail_ip",
+            Bucket::DevLoginKey(_) => "dev_login_key",
         }
     }
 
@@ -71,7 +74,8 @@ impl Bucket<'_> {
         | Bucket::CodeAddress(who)
         | Bucket::CodeIp(who)
         | Bucket::MailAddress(who)
-        | Bucket::MailIp(who)) = self;
+        | Bucket::MailIp(who)
+        | Bucket::DevLoginKey(who)) = self;
         format!("{}:{who}", self.name())
     }
 
@@ -84,6 +88,7 @@ impl Bucket<'_> {
             Bucket::CodeIp(_) => c.code_ip_budget,
             Bucket::MailAddress(_) => c.mail_address_budget,
             Bucket::MailIp(_) => c.mail_ip_budget,
+            Bucket::DevLoginKey(_) => c.dev_login_key_budget,
         }
     }
 

@@ -2,7 +2,9 @@
 //! once over the store. Flow files never import each other: what they share
 //! (email keys and their codes, opening a device session) sits beside them.
 
+mod api_keys;
 mod caller;
+mod dev_login;
 mod email_keys;
 mod grant;
 mod limits;
@@ -13,7 +15,12 @@ mod sessions;
 mod totp;
 mod two_factor;
 
-pub use caller::{Caller, Client};
+pub use api_keys::{
+    authenticate_key, create_api_key, issue_api_key, list_api_keys, revoke_api_key, CreatedKey,
+    NewKey,
+};
+pub use caller::{Caller, Client, KeyHolder, Principal};
+pub use dev_login::{dev_login, DevLogin, DevLoginOutcome};
 pub use email_keys::StepOne;
 pub use grant::Grant;
 pub use login::{login, resend, verify, Login, LoginOutcome};

@@ -3,7 +3,7 @@
 
 use tracing::instrument;
 
-use super::caller::{Caller, Client};
+use super::caller::{Caller, Client, Principal};
 use super::grant::Grant;
 use crate::audit::{Event, Kind};
 use crate::crypto::token_hash;
@@ -93,8 +93,8 @@ pub async fn authenticate(s: &Services, token: &str) -> Result<Caller, ApiError>
     }
 }
 
-pub async fn me(s: &Services, caller: &Caller) -> Result<User, ApiError> {
-    let user = users::by_id(&mut *s.read().await?, &caller.user_id).await?;
+pub async fn me(s: &Services, user_id: &str) -> Result<User, ApiError> {
+    let user = users::by_id(&mut *s.read().await?, user_id).await?;
     user.filter(|u| !u.disabled).ok_or(ApiError::InvalidToken)
 }
 
@@ -102,48 +102,56 @@ pub async fn logout(s: &Services, caller: &Caller) -> Result<(), ApiError> {
     let now = s.now();
     let mut work = s.begin().await?;
     store::revoke(&mut work, &caller.session_id, "logout", now).await?;
-    revoked(&mut work, caller, "logout", now).await?;
+    revoked(
+        &mut work,
+        &caller.user_id,
+        Some(&caller.session_id),
+        "logout",
+        now,
+    )
+    .await?;
     work.commit().await?;
     Ok(())
 }
 
-/// Ends every session of the caller's account; returns how many were live.
-pub async fn logout_all(s: &Services, caller: &Caller) -> Result<u64, ApiError> {
+/// Ends every session of the account; returns how many were live.
+pub async fn logout_all(s: &Services, who: &Principal) -> Result<u64, ApiError> {
     let now = s.now();
     let mut work = s.begin().await?;
-    let count =
-        store::revoke_all(&mut work, &caller.user_id, None, "logout everywhere", now).await?;
-    revoked(&mut work, caller, "logout_all", now).await?;
+    let user_id = who.user_id();
+    let count = store::revoke_all(&mut work, user_id, None, "logout everywhere", now).await?;
+    revoked(&mut work, user_id, who.session_id(), "logout_all", now).await?;
     work.commit().await?;
     Ok(count)
 }
 
-async fn revoked(work: &mut Work<'_>, caller: &Caller, why: &str, now: i64) -> sqlx::Result<()> {
-    let event = Event::new(Kind::SessionRevoked)
-        .user(&caller.user_id)
-        .session(&caller.session_id);
+async fn revoked(
+    work: &mut Work<'_>,
+    user_id: &str,
+    session_id: Option<&str>,
+    why: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    let event = Event {
+        session_id,
+        ..Event::new(Kind::SessionRevoked).user(user_id)
+    };
     work.audit(event.detail(why), now).await
 }
 
-pub async fn list_sessions(s: &Services, caller: &Caller) -> Result<Vec<Session>, ApiError> {
-    Ok(store::list_live(&mut *s.read().await?, &caller.user_id, s.now()).await?)
+pub async fn list_sessions(s: &Services, user_id: &str) -> Result<Vec<Session>, ApiError> {
+    Ok(store::list_live(&mut *s.read().await?, user_id, s.now()).await?)
 }
 
-pub async fn revoke_device(s: &Services, caller: &Caller, device_id: &str) -> Result<(), ApiError> {
+pub async fn revoke_device(s: &Services, who: &Principal, device_id: &str) -> Result<(), ApiError> {
     let now = s.now();
     let mut work = s.begin().await?;
-    let count = store::revoke_device(
-        &mut work,
-        &caller.user_id,
-        device_id,
-        "revoked by user",
-        now,
-    )
-    .await?;
+    let user_id = who.user_id();
+    let count = store::revoke_device(&mut work, user_id, device_id, "revoked by user", now).await?;
     if count == 0 {
         return Err(ApiError::NotFound);
     }
-    revoked(&mut work, caller, "revoked_device", now).await?;
+    revoked(&mut work, user_id, who.session_id(), "revoked_device", now).await?;
     work.commit().await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::auth::{self, Caller, Client};
+use crate::auth::{self, Caller, Client, KeyHolder, Principal};
 use crate::error::ApiError;
 use crate::services::Services;
 
@@ -124,7 +124,9 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     ApiError::field(&field, inner)
 }
 
-/// The caller of an endpoint that requires `Authorization: Bearer`.
+/// The caller of an endpoint that requires a signed-in session
+/// (`Authorization: Bearer`). A valid API key instead is `INSUFFICIENT_PERMISSIONS`:
+/// keys may not manage credentials, keys or sessions' own lifecycle.
 pub struct Bearer(pub Caller);
 
 impl FromRequestParts<AppState> for Bearer {
@@ -134,9 +136,56 @@ impl FromRequestParts<AppState> for Bearer {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).ok_or(ApiError::AuthenticationRequired)?;
-        auth::authenticate(state, token).await.map(Bearer)
+        if let Some(token) = bearer_token(&parts.headers) {
+            return auth::authenticate(state, token).await.map(Bearer);
+        }
+        let key = api_key(&parts.headers).ok_or(ApiError::AuthenticationRequired)?;
+        auth::authenticate_key(state, key).await?;
+        Err(ApiError::InsufficientPermissions)
     }
+}
+
+/// The holder of an API key in `X-API-Key` or `api-key` (never a query string).
+pub struct ApiKey(pub KeyHolder);
+
+impl FromRequestParts<AppState> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = api_key(&parts.headers).ok_or(ApiError::AuthenticationRequired)?;
+        auth::authenticate_key(state, key).await.map(ApiKey)
+    }
+}
+
+/// A signed-in session or an API key; the bearer token wins when both are sent.
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = match (bearer_token(&parts.headers), api_key(&parts.headers)) {
+            (Some(token), _) => Principal::Session(auth::authenticate(state, token).await?),
+            (None, Some(key)) => Principal::Key(auth::authenticate_key(state, key).await?),
+            (None, None) => return Err(ApiError::AuthenticationRequired),
+        };
+        Ok(Authenticated(principal))
+    }
+}
+
+/// The API key of a request, from `X-API-Key` or `api-key`.
+fn api_key(headers: &HeaderMap) -> Option<&str> {
+    ["x-api-key", "api-key"]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {

@@ -1,7 +1,9 @@
 //! The HTTP API: one router per resource, each route declared with its
 //! OpenAPI operation, and the request middleware.
 
+mod api_keys;
 mod auth;
+mod dev_login;
 pub mod extract;
 mod openapi;
 mod ops;
@@ -30,13 +32,18 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route of the API, and the OpenAPI document built from them once.
 pub fn router(state: AppState) -> anyhow::Result<Router> {
-    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::base())
+    let mut api = OpenApiRouter::with_openapi(openapi::base())
         .merge(auth::router())
         .merge(sessions::router())
         .merge(password::router())
         .merge(two_factor::router())
-        .merge(ops::router())
-        .split_for_parts();
+        .merge(api_keys::router())
+        .merge(ops::router());
+    // Off unless configured: then it does not exist, in the API or its document.
+    if state.config.dev_login {
+        api = api.merge(dev_login::router());
+    }
+    let (router, mut doc) = api.split_for_parts();
     openapi::add_common_answers(&mut doc);
     Ok(router
         .fallback(|| async { ApiError::NotFound })

@@ -7,7 +7,9 @@ use std::collections::btree_map::Entry;
 use axum::body::Bytes;
 use portcullis_proto::ErrorEnvelope;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Response};
 use utoipa::OpenApi as _;
 
@@ -32,6 +34,11 @@ impl utoipa::Modify for BearerAuth {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        // Also read from `api-key`, as the documented client sends it.
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
     }
 }
@@ -58,11 +65,17 @@ const BODY_ANSWERS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Answers of every operation that requires a bearer token (`Bearer`).
-const TOKEN_ANSWERS: &[(&str, &str)] = &[(
-    "401",
-    "AUTHENTICATION_REQUIRED, INVALID_TOKEN or TOKEN_EXPIRED: no live access token",
-)];
+/// Answers of every operation that requires a bearer token or an API key.
+const TOKEN_ANSWERS: &[(&str, &str)] = &[
+    (
+        "401",
+        "AUTHENTICATION_REQUIRED, INVALID_TOKEN or TOKEN_EXPIRED: no live access token or API key",
+    ),
+    (
+        "403",
+        "INSUFFICIENT_PERMISSIONS: an API key where a signed-in session is needed, or without the scope needed",
+    ),
+];
 
 /// Answers of every operation with a path parameter (`ApiPath`).
 const PATH_ANSWERS: &[(&str, &str)] = &[(

@@ -4,6 +4,7 @@
 //! which both backends accept; the backends differ only in their migration
 //! folders and connection set-up. Times are Unix seconds, flags 0/1 integers.
 
+pub mod api_keys;
 pub mod budgets;
 pub mod keys;
 pub mod outbox;

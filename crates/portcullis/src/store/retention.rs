@@ -16,12 +16,15 @@ const ENDED_KEEP: i64 = DAY;
 const SENT_MAIL_KEEP: i64 = 7 * DAY;
 /// A run of failed codes is remembered for a week without a try.
 const IDLE_BUDGET_KEEP: i64 = 7 * DAY;
+/// Revoked and expired API keys are kept a month, so a list of keys and the
+/// audit log can still be matched up.
+const ENDED_API_KEY_KEEP: i64 = 30 * DAY;
 
 /// Deletes what ended long enough ago, and accounts never verified within
 /// `unverified_keep` seconds (with their keys); returns how many rows went.
 pub async fn purge(db: &Db, now: Timestamp, unverified_keep: i64) -> sqlx::Result<u64> {
     let ended = now - ENDED_KEEP;
-    let statements: [(&str, Timestamp); 6] = [
+    let statements: [(&str, Timestamp); 7] = [
         // Their keys go with them (ON DELETE CASCADE); they never had a session.
         (
             "DELETE FROM users WHERE verified = 0 AND created_at < $1",
@@ -49,6 +52,10 @@ pub async fn purge(db: &Db, now: Timestamp, unverified_keep: i64) -> sqlx::Resul
         (
             "DELETE FROM budgets WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $1)",
             now - IDLE_BUDGET_KEEP,
+        ),
+        (
+            "DELETE FROM api_keys WHERE revoked_at < $1 OR expires_at < $1",
+            now - ENDED_API_KEY_KEEP,
         ),
     ];
     let mut deleted = 0;

@@ -97,6 +97,11 @@ pub async fn by_email(conn: &mut Conn, email: &str) -> sqlx::Result<Option<User>
     one(conn, "email = $1", email).await
 }
 
+/// By email or by id, as operators name accounts.
+pub async fn by_email_or_id(conn: &mut Conn, who: &str) -> sqlx::Result<Option<User>> {
+    one(conn, "email = $1 OR id = $1", who).await
+}
+
 /// By email or by username (both are stored in lower case).
 pub async fn by_login(conn: &mut Conn, login: &str) -> sqlx::Result<Option<User>> {
     one(conn, "email = $1 OR username = $1", login).await

@@ -7,12 +7,14 @@ mod helpers;
 mod smtp;
 
 mod abuse;
+mod api_keys;
 mod audit;
 mod bad_input;
 mod binary;
 mod clients;
 mod codes;
 mod contract;
+mod dev_login;
 mod files;
 mod floods;
 mod flow;
