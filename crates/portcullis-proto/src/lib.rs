@@ -396,6 +396,12 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// 500; the details are in the server's log only.
     InternalError,
+    /// 400, the client API's (SPEC §3.2): a required field is missing or empty.
+    ValidationFailure,
+    /// 401, the client API's: wrong credentials, an inactive client, or a bad token.
+    Unauthorized,
+    /// 403, the client API's: the request's IP is not in the client's allowlist.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -403,7 +409,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidJson => 400,
+            InvalidJson | ValidationFailure => 400,
             AuthenticationRequired
             | InvalidToken
             | TokenExpired
@@ -412,8 +418,9 @@ impl ErrorCode {
             | InvalidVerificationCode
             | VerificationExpired
             | RefreshTokenInvalid
-            | RefreshTokenReused => 401,
-            InsufficientPermissions | AccountDisabled => 403,
+            | RefreshTokenReused
+            | Unauthorized => 401,
+            InsufficientPermissions | AccountDisabled | Forbidden => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
             RequestTimeout => 408,
@@ -427,8 +434,12 @@ impl ErrorCode {
         }
     }
 
-    /// The envelope's `error.name`, which follows the status.
+    /// The envelope's `error.name`, which follows the status, except where
+    /// the client API documents its own.
     pub fn name(self) -> &'static str {
+        if self == ErrorCode::ValidationFailure {
+            return "ValidationException";
+        }
         match self.status() {
             400 => "BadRequestError",
             401 => "UnauthorizedError",
@@ -507,4 +518,56 @@ pub struct ApiKeyBody {
 pub struct ApiKeysResponse {
     pub success: bool,
     pub api_keys: Vec<ApiKeyBody>,
+}
+
+/// A machine client's login, as `reference/client-credentials-login.txt`
+/// shows it: the API key as `username`, the API secret as `password`. A
+/// field that is missing, empty or not text is 400 `VALIDATION_FAILURE`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ClientLoginRequest {
+    #[schema(value_type = String, example = "ck_…")]
+    pub username: Option<Value>,
+    #[schema(value_type = String, format = Password)]
+    pub password: Option<Value>,
+}
+
+/// A machine client's refresh token, for new tokens.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ClientRefreshRequest {
+    #[schema(value_type = String)]
+    pub refresh_token: Option<Value>,
+}
+
+/// Tokens for a machine client, in the document's shape.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientTokenResponse {
+    pub success: bool,
+    pub data: ClientTokens,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientTokens {
+    /// A JWT, valid for an hour, with `client_id` and `scope` claims.
+    pub access_token: String,
+    /// Opaque; valid until the client's session ends (7 days after login).
+    pub refresh_token: String,
+    #[schema(format = DateTime)]
+    pub access_expires_at: String,
+    #[schema(format = DateTime)]
+    pub refresh_expires_at: String,
+    pub client_id: i64,
+}
+
+/// The machine client an access token belongs to.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientMeResponse {
+    pub success: bool,
+    pub data: ClientBody,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClientBody {
+    pub client_id: i64,
+    pub name: String,
+    pub scopes: Vec<String>,
 }

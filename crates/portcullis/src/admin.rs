@@ -1,6 +1,12 @@
-//! Operator commands (the CLI's `user …` and `apikey …`), on the same configuration as `serve`.
+//! Operator commands (the CLI's `user`, `apikey` and `client` trees), on the
+//! same configuration as `serve`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ipnet::IpNet;
 
 use secrecy::SecretString;
 use serde::Serialize;
@@ -13,7 +19,7 @@ use crate::crypto::Secrets;
 use crate::domain::{Email, KeyName, Scopes, Username};
 use crate::error::ApiError;
 use crate::password::{self, Hasher};
-use crate::store::{api_keys, sessions, totp, unique_violation, users, Conn, Db};
+use crate::store::{api_keys, clients, sessions, totp, unique_violation, users, Conn, Db};
 
 #[derive(Debug, Serialize)]
 pub struct UserSummary {
@@ -193,6 +199,151 @@ impl Admin {
             .await?
             .ok_or_else(|| anyhow::anyhow!("no user with email or id `{who}`"))
     }
+}
+
+/// What an operator does to a client.
+pub enum ClientChange {
+    Disable,
+    Enable,
+    AllowIp(IpNet),
+    DenyIp(IpNet),
+    RotateSecret,
+}
+
+impl Admin {
+    /// Makes a machine client; its API key and secret are in the answer,
+    /// the only time the secret is shown.
+    pub async fn create_client(
+        &self,
+        name: &str,
+        allowed_ips: &[String],
+        scopes: Vec<String>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let now = SystemClock.now();
+        let name = KeyName::parse("name", name.trim().to_owned()).map_err(describe)?;
+        let scopes = Scopes::parse(scopes).map_err(describe)?;
+        let allowed_ips = allowed_ips
+            .iter()
+            .map(|ip| cidr(ip))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let secrets = Secrets::load(&self.config)?;
+        let api_key = secrets.random_id("ck_");
+        let secret = new_client_secret(&secrets);
+        let new = clients::NewClient {
+            name: name.as_str(),
+            api_key: &api_key,
+            secret_hash: &secrets.secret_hash(auth::CLIENT_SECRET_KIND, &secret),
+            scopes: scopes.as_slice(),
+            allowed_ips: &allowed_ips,
+        };
+        let mut tx = self.db.pool().begin().await?;
+        let id = clients::insert(&mut tx, &new, now).await?;
+        let event = Event::new(Kind::ClientCreated).client(id).detail("cli");
+        audit::record(&mut tx, event, now).await?;
+        let client = clients::by_id(&mut tx, id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("client {id} vanished"))?;
+        tx.commit().await?;
+        let mut summary = client_summary(&client);
+        summary["api_secret"] = secret.into();
+        Ok(summary)
+    }
+
+    pub async fn list_clients(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let clients = clients::list(&mut *self.db.pool().acquire().await?).await?;
+        Ok(clients.iter().map(client_summary).collect())
+    }
+
+    pub async fn show_client(&self, id: i64) -> anyhow::Result<serde_json::Value> {
+        let client = clients::by_id(&mut *self.db.pool().acquire().await?, id)
+            .await?
+            .ok_or_else(|| no_client(id))?;
+        Ok(client_summary(&client))
+    }
+
+    /// Changes a client. Disabling it and rotating its secret end its
+    /// sessions, so its outstanding tokens stop working at once. A new
+    /// secret is in the answer, shown only then.
+    pub async fn change_client(
+        &self,
+        id: i64,
+        change: ClientChange,
+    ) -> anyhow::Result<serde_json::Value> {
+        let now = SystemClock.now();
+        let mut tx = self.db.pool().begin().await?;
+        let client = clients::by_id(&mut tx, id)
+            .await?
+            .ok_or_else(|| no_client(id))?;
+        let mut nets = client.allowed_ips.clone();
+        let mut secret = None;
+        let (update, ends_sessions, detail) = match change {
+            ClientChange::Disable => (clients::Change::Active(false), true, "disabled"),
+            ClientChange::Enable => (clients::Change::Active(true), false, "enabled"),
+            ClientChange::AllowIp(net) => {
+                if !nets.contains(&net) {
+                    nets.push(net);
+                }
+                (clients::Change::AllowedIps(&nets), false, "allow_ip")
+            }
+            ClientChange::DenyIp(net) => {
+                nets.retain(|n| *n != net);
+                (clients::Change::AllowedIps(&nets), false, "deny_ip")
+            }
+            ClientChange::RotateSecret => {
+                let secrets = Secrets::load(&self.config)?;
+                let new = new_client_secret(&secrets);
+                let hash = secrets.secret_hash(auth::CLIENT_SECRET_KIND, &new);
+                secret = Some((new, hash));
+                let hash = secret.as_ref().map(|(_, h)| h.as_str()).unwrap_or_default();
+                (clients::Change::SecretHash(hash), true, "secret_rotated")
+            }
+        };
+        clients::update(&mut tx, id, update, now).await?;
+        if ends_sessions {
+            clients::revoke_sessions(&mut tx, id, None, now).await?;
+        }
+        let event = Event::new(Kind::ClientChanged).client(id).detail(detail);
+        audit::record(&mut tx, event, now).await?;
+        let client = clients::by_id(&mut tx, id)
+            .await?
+            .ok_or_else(|| no_client(id))?;
+        tx.commit().await?;
+        let mut summary = client_summary(&client);
+        if let Some((secret, _)) = secret {
+            summary["api_secret"] = secret.into();
+        }
+        Ok(summary)
+    }
+}
+
+/// `cs_` and 256 random bits.
+fn new_client_secret(secrets: &Secrets) -> String {
+    format!("cs_{}", URL_SAFE_NO_PAD.encode(secrets.random::<32>()))
+}
+
+/// A CIDR range, or a single address as its /32 or /128.
+pub fn cidr(text: &str) -> anyhow::Result<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| anyhow::anyhow!("`{text}` is not an IP address or CIDR range"))
+}
+
+fn no_client(id: i64) -> anyhow::Error {
+    anyhow::anyhow!("no client with id {id}")
+}
+
+fn client_summary(client: &clients::Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": client.id,
+        "name": client.name,
+        "api_key": client.api_key,
+        "status": if client.active { "active" } else { "disabled" },
+        "scopes": client.scopes,
+        "allowed_ips": client.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "created_at": rfc3339(client.created_at),
+    })
 }
 
 /// An expiry given on the command line: a duration from now, or a time.

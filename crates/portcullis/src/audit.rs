@@ -31,6 +31,12 @@ pub enum Kind {
     RecoveryCodeUsed,
     ApiKeyCreated,
     ApiKeyRevoked,
+    ClientLoginSucceeded,
+    ClientLoginFailed,
+    /// An operator made a client.
+    ClientCreated,
+    /// An operator changed a client; the detail says how.
+    ClientChanged,
 }
 
 impl Kind {
@@ -56,6 +62,10 @@ impl Kind {
             Kind::RecoveryCodeUsed => "recovery_code_used",
             Kind::ApiKeyCreated => "api_key_created",
             Kind::ApiKeyRevoked => "api_key_revoked",
+            Kind::ClientLoginSucceeded => "client_login_succeeded",
+            Kind::ClientLoginFailed => "client_login_failed",
+            Kind::ClientCreated => "client_created",
+            Kind::ClientChanged => "client_changed",
         }
     }
 }
@@ -65,6 +75,8 @@ impl Kind {
 pub struct Event<'a> {
     pub kind: Kind,
     pub user_id: Option<&'a str>,
+    /// The machine client the event is about.
+    pub client_id: Option<i64>,
     pub session_id: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
@@ -78,6 +90,7 @@ impl<'a> Event<'a> {
         Self {
             kind,
             user_id: None,
+            client_id: None,
             session_id: None,
             ip: None,
             user_agent: None,
@@ -88,6 +101,11 @@ impl<'a> Event<'a> {
 
     pub fn user(mut self, user_id: &'a str) -> Self {
         self.user_id = Some(user_id);
+        self
+    }
+
+    pub fn client(mut self, client_id: i64) -> Self {
+        self.client_id = Some(client_id);
         self
     }
 
@@ -115,21 +133,22 @@ impl<'a> Event<'a> {
 }
 
 /// Writes the event beside the change it belongs to, with the request's
-/// trace id, and logs it. Events that name no account (failures for unknown
-/// addresses) are counted per hour instead, so a flood of them cannot grow
+/// trace id, and logs it. Events that name no account or client (failures
+/// for unknown addresses or API keys) are counted per hour instead, so a flood of them cannot grow
 /// the table without bound.
 pub async fn record(conn: &mut Conn, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
     let trace_id = crate::error::trace_id();
     tracing::info!(
         event = event.kind.as_str(),
         user_id = event.user_id,
+        client_id = event.client_id,
         session_id = event.session_id,
         ip = event.ip,
         device_id = event.device_id,
         detail = event.detail,
         "audit"
     );
-    if event.user_id.is_none() {
+    if event.user_id.is_none() && event.client_id.is_none() {
         sqlx::query(
             "INSERT INTO audit_tally (event, hour, count) VALUES ($1, $2, 1)
              ON CONFLICT (event, hour) DO UPDATE SET count = audit_tally.count + 1",
@@ -141,12 +160,13 @@ pub async fn record(conn: &mut Conn, event: Event<'_>, now: Timestamp) -> sqlx::
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO audit_log (at, event, user_id, session_id, ip, user_agent, device_id, trace_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO audit_log (at, event, user_id, client_id, session_id, ip, user_agent, device_id, trace_id, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(now)
     .bind(event.kind.as_str())
     .bind(event.user_id)
+    .bind(event.client_id)
     .bind(event.session_id)
     .bind(event.ip)
     .bind(event.user_agent)

@@ -75,6 +75,16 @@ pub struct Config {
     pub access_ttl: Duration,
     #[serde(deserialize_with = "duration")]
     pub refresh_ttl: Duration,
+    /// Machine clients' token lifetimes (SPEC §5).
+    #[serde(deserialize_with = "duration")]
+    pub client_access_ttl: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub client_refresh_ttl: Duration,
+    /// Failed client logins per client, and per client IP.
+    #[serde(deserialize_with = "budget")]
+    pub client_login_budget: Budget,
+    #[serde(deserialize_with = "budget")]
+    pub client_ip_budget: Budget,
     #[serde(deserialize_with = "boolean")]
     pub refresh_rotation: bool,
     /// How long a rotated refresh token still gets the same answer.
@@ -166,6 +176,10 @@ impl Default for Config {
             api_key_usage_flush: Duration::from_secs(30),
             access_ttl: Duration::from_secs(24 * 3600),
             refresh_ttl: Duration::from_secs(30 * 86_400),
+            client_access_ttl: Duration::from_secs(3600),
+            client_refresh_ttl: Duration::from_secs(7 * 86_400),
+            client_login_budget: Budget::per(20, 60),
+            client_ip_budget: Budget::per(60, 60),
             refresh_rotation: true,
             refresh_grace: Duration::from_secs(30),
             code_ttl: Duration::from_secs(5 * 60),

@@ -101,6 +101,15 @@ pub enum ApiError {
     /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// 400 `VALIDATION_FAILURE` (client API): a required field is missing or empty.
+    #[error("{0}")]
+    ClientValidation(&'static str),
+    /// 401 `UNAUTHORIZED` (client API), with the documented message.
+    #[error("{0}")]
+    ClientUnauthorized(&'static str),
+    /// 403 `FORBIDDEN` (client API): the request's IP is not in the allowlist.
+    #[error("IP address not authorized")]
+    ClientForbidden,
     /// 500 `INTERNAL_ERROR`; the cause goes to the log only.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -207,6 +216,9 @@ impl ApiError {
                 "The service is temporarily unavailable; try again shortly",
             ),
             Internal(_) => (ErrorCode::InternalError, "An internal error occurred"),
+            ClientValidation(message) => (ErrorCode::ValidationFailure, message),
+            ClientUnauthorized(message) => (ErrorCode::Unauthorized, message),
+            ClientForbidden => (ErrorCode::Forbidden, "IP address not authorized"),
         }
     }
 

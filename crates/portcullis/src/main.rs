@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portcullis::admin::Admin;
+use portcullis::admin::{Admin, ClientChange};
 use portcullis::config::{Config, LogFormat};
 use portcullis::crypto::Secrets;
 use portcullis::{App, Settings};
@@ -54,6 +54,52 @@ enum Command {
     Apikey {
         #[command(subcommand)]
         command: ApikeyCommand,
+    },
+    /// Manage machine clients.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Make a client; prints its client_id, api_key and api_secret (the secret only this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// An allowed IP range (repeatable); none allows every address.
+        #[arg(long = "allow-ip")]
+        allow_ip: Vec<String>,
+        /// A scope its tokens carry (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Every client (never a secret).
+    List,
+    Show {
+        id: i64,
+    },
+    /// Refuse its logins and end its sessions: its tokens stop working at once.
+    Disable {
+        id: i64,
+    },
+    Enable {
+        id: i64,
+    },
+    /// Add an allowed IP range.
+    AllowIp {
+        id: i64,
+        cidr: String,
+    },
+    /// Remove an allowed IP range.
+    DenyIp {
+        id: i64,
+        cidr: String,
+    },
+    /// A new secret (printed once); the old one and the client's sessions end.
+    RotateSecret {
+        id: i64,
     },
 }
 
@@ -206,6 +252,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Apikey { command } => apikey(Admin::connect(config).await?, command, json).await,
+        Command::Client { command } => client(Admin::connect(config).await?, command, json).await,
         Command::User { command } => {
             let admin = Admin::connect(config).await?;
             match command {
@@ -276,6 +323,74 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn client(admin: Admin, command: ClientCommand, json: bool) -> anyhow::Result<()> {
+    let client = match command {
+        ClientCommand::Create {
+            name,
+            allow_ip,
+            scopes,
+        } => admin.create_client(&name, &allow_ip, scopes).await?,
+        ClientCommand::List => {
+            let clients = admin.list_clients().await?;
+            let text = clients
+                .iter()
+                .map(client_line)
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, &clients, &text);
+            return Ok(());
+        }
+        ClientCommand::Show { id } => admin.show_client(id).await?,
+        ClientCommand::Disable { id } => admin.change_client(id, ClientChange::Disable).await?,
+        ClientCommand::Enable { id } => admin.change_client(id, ClientChange::Enable).await?,
+        ClientCommand::AllowIp { id, cidr } => {
+            let net = portcullis::admin::cidr(&cidr)?;
+            admin.change_client(id, ClientChange::AllowIp(net)).await?
+        }
+        ClientCommand::DenyIp { id, cidr } => {
+            let net = portcullis::admin::cidr(&cidr)?;
+            admin.change_client(id, ClientChange::DenyIp(net)).await?
+        }
+        ClientCommand::RotateSecret { id } => {
+            admin.change_client(id, ClientChange::RotateSecret).await?
+        }
+    };
+    let mut text = client_line(&client);
+    if let Some(secret) = client["api_secret"].as_str() {
+        text.push_str(&format!(
+            "\napi_key    {}\napi_secret {secret}\n(the secret is shown only this once)",
+            client["api_key"].as_str().unwrap_or_default()
+        ));
+    }
+    print(json, &client, &text);
+    Ok(())
+}
+
+/// One client, as a line of text.
+fn client_line(c: &serde_json::Value) -> String {
+    let list = |field: &str| {
+        let items: Vec<&str> = c[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(",")
+        }
+    };
+    format!(
+        "{}\t{}\t{}\tscopes {}\tallow {}",
+        c["client_id"],
+        c["name"].as_str().unwrap_or_default(),
+        c["status"].as_str().unwrap_or_default(),
+        list("scopes"),
+        list("allowed_ips"),
+    )
 }
 
 async fn apikey(admin: Admin, command: ApikeyCommand, json: bool) -> anyhow::Result<()> {

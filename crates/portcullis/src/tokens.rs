@@ -18,7 +18,8 @@ use crate::store::{signing_keys, Db};
 
 const TYP: &str = "at+jwt";
 
-/// The claims of a user access token.
+/// The claims of an access token: a user's, or (with `client_id` and
+/// `scope`) a machine client's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
@@ -31,6 +32,12 @@ pub struct AccessClaims {
     pub iat: Timestamp,
     pub nbf: Timestamp,
     pub exp: Timestamp,
+    /// Only in a machine client's token: its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<i64>,
+    /// Only in a machine client's token: its scopes, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 pub struct Tokens {
@@ -120,20 +127,56 @@ impl Tokens {
         session_id: &str,
         now: Timestamp,
     ) -> anyhow::Result<String> {
+        let claims = self.claims(secrets, user_id, session_id, self.access_ttl, now);
+        self.sign(&claims)
+    }
+
+    /// Signs an access token for a machine client's session, valid for `ttl`
+    /// seconds; `sub` is the client id (RFC 9068 §2.2).
+    pub fn issue_client(
+        &self,
+        secrets: &Secrets,
+        client_id: i64,
+        scopes: &[String],
+        session_id: &str,
+        ttl: i64,
+        now: Timestamp,
+    ) -> anyhow::Result<String> {
         let claims = AccessClaims {
+            client_id: Some(client_id),
+            scope: Some(scopes.join(" ")),
+            ..self.claims(secrets, &client_id.to_string(), session_id, ttl, now)
+        };
+        self.sign(&claims)
+    }
+
+    fn claims(
+        &self,
+        secrets: &Secrets,
+        sub: &str,
+        session_id: &str,
+        ttl: i64,
+        now: Timestamp,
+    ) -> AccessClaims {
+        AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: user_id.to_owned(),
+            sub: sub.to_owned(),
             sid: session_id.to_owned(),
             jti: hex(&secrets.random::<16>()),
             iat: now,
             nbf: now,
-            exp: now + self.access_ttl,
-        };
+            exp: now + ttl,
+            client_id: None,
+            scope: None,
+        }
+    }
+
+    fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TYP.to_owned());
         header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.signing)?)
+        Ok(jsonwebtoken::encode(&header, claims, &self.signing)?)
     }
 
     /// Checks signature (our algorithm, our keys only), `typ`, `iss`, `aud`

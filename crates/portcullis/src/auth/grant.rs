@@ -7,6 +7,7 @@ use crate::crypto::{new_refresh_token, token_hash};
 use crate::domain::{Device, Label};
 use crate::error::ApiError;
 use crate::services::{Services, Work};
+use crate::store::refresh::{self, Family, Rotation};
 use crate::store::sessions;
 use crate::store::users::User;
 
@@ -54,14 +55,8 @@ pub(super) async fn start_session(
     };
     sessions::insert(work, &new, now).await?;
     let refresh_token = new_refresh_token(&s.secrets);
-    sessions::insert_refresh(
-        work,
-        &token_hash(&refresh_token),
-        &session_id,
-        expires_at,
-        now,
-    )
-    .await?;
+    let hash = token_hash(&refresh_token);
+    refresh::insert(work, Family::User, &hash, &session_id, expires_at, now).await?;
     let access_token = s.tokens.issue(&s.secrets, &user.id, &session_id, now)?;
     Ok(Grant {
         access_token,
@@ -73,4 +68,40 @@ pub(super) async fn start_session(
         user,
         issued_at: now,
     })
+}
+
+/// What presenting a refresh token yields.
+pub(super) enum Renewal {
+    /// The refresh token to hand back: the successor, or with rotation off the same one.
+    Token(String),
+    /// An old token came back after the grace window: its session must end.
+    Reused,
+}
+
+/// Renews a live refresh token of `session_id` inside `work` (SPEC §5):
+/// with rotation on, the successor is derived from the token, so that racing
+/// requests within the grace window get the same answer.
+pub(super) async fn renew(
+    s: &Services,
+    work: &mut Work<'_>,
+    family: Family,
+    token: &str,
+    session_id: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<Renewal, ApiError> {
+    if !s.config.refresh_rotation {
+        return Ok(Renewal::Token(token.to_owned()));
+    }
+    let successor = s.secrets.successor_refresh_token(token);
+    match refresh::rotate(work, family, &token_hash(token), now).await? {
+        Rotation::Rotated => {
+            let hash = token_hash(&successor);
+            refresh::insert(work, family, &hash, session_id, expires_at, now).await?;
+        }
+        Rotation::RotatedAt(at) if now - at <= s.config.refresh_grace.as_secs() as i64 => {}
+        Rotation::RotatedAt(_) => return Ok(Renewal::Reused),
+        Rotation::Gone => return Err(ApiError::RefreshTokenInvalid),
+    }
+    Ok(Renewal::Token(successor))
 }

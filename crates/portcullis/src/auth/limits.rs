@@ -26,6 +26,10 @@ pub(super) enum Bucket<'a> {
     MailIp(&'a str),
     /// Dev-logins with an API key (its id), spent and never given back.
     DevLoginKey(&'a str),
+    /// Failed logins of a machine client (its API key's pseudonym).
+    ClientLogin(&'a str),
+    /// Failed client logins from an IP.
+    ClientIp(&'a str),
 }
 
 /// The buckets a request spends, in order: its client's (when the client's
@@ -50,6 +54,11 @@ pub(super) fn code<'a>(client: &'a Client, address: &'a str) -> Vec<Bucket<'a>> 
     pair(client, Bucket::CodeIp, Bucket::CodeAddress(address))
 }
 
+/// A machine client's login: the IP's and the client's failed-login budgets.
+pub(super) fn client<'a>(client: &'a Client, api_key: &'a str) -> Vec<Bucket<'a>> {
+    pair(client, Bucket::ClientIp, Bucket::ClientLogin(api_key))
+}
+
 /// A code mailed: the client's and the address's mail budgets.
 pub(super) fn mail<'a>(client: &'a Client, address: &'a str) -> Vec<Bucket<'a>> {
     pair(client, Bucket::MailIp, Bucket::MailAddress(address))
@@ -65,6 +74,8 @@ impl Bucket<'_> {
             Bucket::MailAddress(_) => "mail_address",
             Bucket::MailIp(_) => "mail_ip",
             Bucket::DevLoginKey(_) => "dev_login_key",
+            Bucket::ClientLogin(_) => "client_login",
+            Bucket::ClientIp(_) => "client_ip",
         }
     }
 
@@ -75,7 +86,9 @@ impl Bucket<'_> {
         | Bucket::CodeIp(who)
         | Bucket::MailAddress(who)
         | Bucket::MailIp(who)
-        | Bucket::DevLoginKey(who)) = self;
+        | Bucket::DevLoginKey(who)
+        | Bucket::ClientLogin(who)
+        | Bucket::ClientIp(who)) = self;
         format!("{}:{who}", self.name())
     }
 
@@ -89,6 +102,8 @@ impl Bucket<'_> {
             Bucket::MailAddress(_) => c.mail_address_budget,
             Bucket::MailIp(_) => c.mail_ip_budget,
             Bucket::DevLoginKey(_) => c.dev_login_key_budget,
+            Bucket::ClientLogin(_) => c.client_login_budget,
+            Bucket::ClientIp(_) => c.client_ip_budget,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod caller;
+mod clients;
 mod dev_login;
 mod email_keys;
 mod grant;
@@ -20,6 +21,10 @@ pub use api_keys::{
     NewKey,
 };
 pub use caller::{Caller, Client, KeyHolder, Principal};
+pub use clients::{
+    authenticate_client, client_login, client_refresh, ClientGrant,
+    SECRET_KIND as CLIENT_SECRET_KIND,
+};
 pub use dev_login::{dev_login, DevLogin, DevLoginOutcome};
 pub use email_keys::StepOne;
 pub use grant::Grant;

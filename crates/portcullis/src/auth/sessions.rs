@@ -4,12 +4,13 @@
 use tracing::instrument;
 
 use super::caller::{Caller, Client, Principal};
-use super::grant::Grant;
+use super::grant::{renew, Grant, Renewal};
 use crate::audit::{Event, Kind};
 use crate::crypto::token_hash;
 use crate::error::ApiError;
 use crate::services::{Services, Work};
-use crate::store::sessions::{self as store, Rotation, Session};
+use crate::store::refresh::Family;
+use crate::store::sessions::{self as store, Session};
 use crate::store::users::{self, User};
 
 /// Exchanges a refresh token for a new access token (and, with rotation, a
@@ -29,39 +30,31 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
     drop(conn);
 
     let mut work = s.begin().await?;
-    let refresh_token = if !s.config.refresh_rotation {
-        store::touch(&mut work, &stored.session_id, client.ip.as_deref(), now).await?;
-        token.to_owned()
-    } else {
-        let successor = s.secrets.successor_refresh_token(token);
-        match store::rotate(&mut work, &hash, now).await? {
-            Rotation::Rotated => {
-                let successor_hash = token_hash(&successor);
-                store::insert_refresh(
-                    &mut work,
-                    &successor_hash,
-                    &stored.session_id,
-                    stored.expires_at,
-                    now,
-                )
-                .await?;
-                store::touch(&mut work, &stored.session_id, client.ip.as_deref(), now).await?;
-            }
-            // Two tabs racing: the same answer for the same old token.
-            Rotation::RotatedAt(at) if now - at <= s.config.refresh_grace.as_secs() as i64 => {}
-            Rotation::RotatedAt(_) => {
-                store::revoke(&mut work, &stored.session_id, "refresh token reuse", now).await?;
-                let event = client
-                    .event(Kind::RefreshReused)
-                    .user(&user.id)
-                    .session(&stored.session_id);
-                work.audit(event, now).await?;
-                work.commit().await?;
-                return Err(ApiError::RefreshTokenReused);
-            }
-            Rotation::Gone => return Err(ApiError::RefreshTokenInvalid),
+    let session = &stored.session_id;
+    let renewal = renew(
+        s,
+        &mut work,
+        Family::User,
+        token,
+        session,
+        stored.expires_at,
+        now,
+    );
+    let refresh_token = match renewal.await? {
+        Renewal::Token(token) => {
+            store::touch(&mut work, session, client.ip.as_deref(), now).await?;
+            token
         }
-        successor
+        Renewal::Reused => {
+            store::revoke(&mut work, session, "refresh token reuse", now).await?;
+            let event = client
+                .event(Kind::RefreshReused)
+                .user(&user.id)
+                .session(session);
+            work.audit(event, now).await?;
+            work.commit().await?;
+            return Err(ApiError::RefreshTokenReused);
+        }
     };
     work.commit().await?;
     let access_token = s
@@ -83,6 +76,10 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
 pub async fn authenticate(s: &Services, token: &str) -> Result<Caller, ApiError> {
     let now = s.now();
     let claims = s.tokens.verify(token, now)?;
+    // A machine client's token is no user's.
+    if claims.client_id.is_some() {
+        return Err(ApiError::InvalidToken);
+    }
     let user_id = store::live_user(&mut *s.read().await?, &claims.sid, now).await?;
     match user_id {
         Some(user_id) if user_id == claims.sub => Ok(Caller {

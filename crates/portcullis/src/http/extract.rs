@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::{self, Caller, Client, KeyHolder, Principal};
 use crate::error::ApiError;
 use crate::services::Services;
+use crate::store::clients::Client as MachineClient;
 
 pub type AppState = Arc<Services>;
 
@@ -176,6 +177,26 @@ impl FromRequestParts<AppState> for Authenticated {
             (None, None) => return Err(ApiError::AuthenticationRequired),
         };
         Ok(Authenticated(principal))
+    }
+}
+
+/// The machine client of a client access token (`Authorization: Bearer`).
+/// Refusals are the client API's `UNAUTHORIZED`.
+pub struct ClientBearer(pub MachineClient);
+
+impl FromRequestParts<AppState> for ClientBearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).ok_or(ApiError::ClientUnauthorized(
+            "A client access token is required",
+        ))?;
+        auth::authenticate_client(state, token)
+            .await
+            .map(ClientBearer)
     }
 }
 

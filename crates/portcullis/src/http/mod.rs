@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod auth;
+mod clients;
 mod dev_login;
 pub mod extract;
 mod openapi;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(password::router())
         .merge(two_factor::router())
         .merge(api_keys::router())
+        .merge(clients::router())
         .merge(ops::router());
     // Off unless configured: then it does not exist, in the API or its document.
     if state.config.dev_login {

@@ -6,8 +6,10 @@
 
 pub mod api_keys;
 pub mod budgets;
+pub mod clients;
 pub mod keys;
 pub mod outbox;
+pub mod refresh;
 pub mod retention;
 pub mod sessions;
 pub mod signing_keys;

@@ -232,26 +232,6 @@ pub struct RefreshToken {
     pub expires_at: Timestamp,
 }
 
-pub async fn insert_refresh(
-    conn: &mut Conn,
-    token_hash: &str,
-    session_id: &str,
-    expires_at: Timestamp,
-    now: Timestamp,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (token_hash) DO NOTHING",
-    )
-    .bind(token_hash)
-    .bind(session_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// The token, if it is unexpired and its session live.
 pub async fn find_refresh(
     conn: &mut Conn,
@@ -267,35 +247,4 @@ pub async fn find_refresh(
     .bind(now)
     .fetch_optional(conn)
     .await
-}
-
-/// What rotating a refresh token found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rotation {
-    /// This request rotated it.
-    Rotated,
-    /// Rotated before (or a moment ago by a racing request), at this time.
-    RotatedAt(Timestamp),
-    /// The token is gone (purged meanwhile).
-    Gone,
-}
-
-/// Marks a token rotated, unless it was already.
-pub async fn rotate(conn: &mut Conn, token_hash: &str, now: Timestamp) -> sqlx::Result<Rotation> {
-    let done = sqlx::query(
-        "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL",
-    )
-    .bind(token_hash)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() == 1 {
-        return Ok(Rotation::Rotated);
-    }
-    let at: Option<Option<Timestamp>> =
-        sqlx::query_scalar("SELECT rotated_at FROM refresh_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(conn)
-            .await?;
-    Ok(at.flatten().map_or(Rotation::Gone, Rotation::RotatedAt))
 }

@@ -4,7 +4,6 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::binary::portcullis;
 use crate::helpers::*;
 
 both!(
@@ -416,53 +415,23 @@ async fn last_use_is_recorded_without_a_write_per_request(backend: Backend) {
     assert_eq!(used_at, rfc3339(app_now(&app)));
 }
 
-/// Runs the CLI with `--json` against the test app's database; returns its output.
-fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    let dir = tempfile::tempdir().unwrap();
-    portcullis(dir.path())
-        .env(
-            "PORTCULLIS_DATABASE_URL",
-            app.settings.get("database_url").unwrap(),
-        )
-        .env(
-            "PORTCULLIS_MASTER_KEY",
-            app.settings.get("master_key").unwrap(),
-        )
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json_of(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 async fn operators_manage_keys_from_the_cli(backend: Backend) {
     let app = spawn_app(backend).await;
     let tokens = app.signup("ops@example.com").await;
-    let created = json_of(&cli(
-        &app,
-        &[
-            "apikey",
-            "create",
-            "--user",
-            "ops@example.com",
-            "--name",
-            "deploy",
-            "--scope",
-            "sessions",
-            "--scope",
-            "dev_login",
-            "--expires",
-            "30d",
-        ],
-    ));
+    let created = app.cli_json(&[
+        "apikey",
+        "create",
+        "--user",
+        "ops@example.com",
+        "--name",
+        "deploy",
+        "--scope",
+        "sessions",
+        "--scope",
+        "dev_login",
+        "--expires",
+        "30d",
+    ]);
     let key = created["key"].as_str().unwrap();
     assert!(key.starts_with("ak_"));
     assert!(created["id"].as_str().unwrap().starts_with("key_"));
@@ -472,50 +441,41 @@ async fn operators_manage_keys_from_the_cli(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["id"], tokens["user"]["id"]);
 
-    let list = json_of(&cli(&app, &["apikey", "list", "--user", "ops@example.com"]));
+    let list = app.cli_json(&["apikey", "list", "--user", "ops@example.com"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], created["id"]);
     assert!(!list.to_string().contains(key));
 
-    let revoked = json_of(&cli(
-        &app,
-        &["apikey", "revoke", created["id"].as_str().unwrap()],
-    ));
+    let revoked = app.cli_json(&["apikey", "revoke", created["id"].as_str().unwrap()]);
     assert_eq!(revoked["revoked"], true);
     assert_eq!(revoked["user_id"], tokens["user"]["id"]);
     let (status, body) = get_with_key(&app, "/v1/auth/me", "X-API-Key", key).await;
     assert_error(status, &body, 401, "AUTHENTICATION_REQUIRED");
 
     // Mistakes: a clear message and a failing exit.
-    let out = cli(&app, &["apikey", "revoke", created["id"].as_str().unwrap()]);
+    let out = app.cli(&["apikey", "revoke", created["id"].as_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no live API key"));
-    let out = cli(
-        &app,
-        &[
-            "apikey",
-            "create",
-            "--user",
-            "nobody@example.com",
-            "--name",
-            "x",
-        ],
-    );
+    let out = app.cli(&[
+        "apikey",
+        "create",
+        "--user",
+        "nobody@example.com",
+        "--name",
+        "x",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user with email or id"));
-    let out = cli(
-        &app,
-        &[
-            "apikey",
-            "create",
-            "--user",
-            "ops@example.com",
-            "--name",
-            "x",
-            "--scope",
-            "BAD",
-        ],
-    );
+    let out = app.cli(&[
+        "apikey",
+        "create",
+        "--user",
+        "ops@example.com",
+        "--name",
+        "x",
+        "--scope",
+        "BAD",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("scopes:"));
 }

@@ -18,6 +18,7 @@ mod dev_login;
 mod files;
 mod floods;
 mod flow;
+mod machine_clients;
 mod operations;
 mod outage;
 mod password;

@@ -9,7 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use totp_rs::{Algorithm, Secret, TOTP};
 
-use crate::binary::portcullis;
 use crate::helpers::*;
 
 both!(
@@ -630,25 +629,7 @@ async fn an_operator_resets_a_lost_authenticator(backend: Backend) {
     let app = spawn_app(backend).await;
     let email = "lost@example.com";
     let (tokens, _, _) = with_totp(&app, email).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = portcullis(dir.path())
-        .env(
-            "PORTCULLIS_DATABASE_URL",
-            app.settings.get("database_url").unwrap(),
-        )
-        .env(
-            "PORTCULLIS_MASTER_KEY",
-            app.settings.get("master_key").unwrap(),
-        )
-        .args(["--json", "user", "totp-reset", email])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed = app.cli_json(&["user", "totp-reset", email]);
     assert_eq!(printed["id"], tokens["user"]["id"]);
     assert_eq!(printed["totp_enabled"], false);
 
@@ -668,18 +649,7 @@ async fn an_operator_resets_a_lost_authenticator(backend: Backend) {
     assert_eq!(events, 1);
 
     // A second reset has nothing to clear: a clear message and a failing exit.
-    let out = portcullis(dir.path())
-        .env(
-            "PORTCULLIS_DATABASE_URL",
-            app.settings.get("database_url").unwrap(),
-        )
-        .env(
-            "PORTCULLIS_MASTER_KEY",
-            app.settings.get("master_key").unwrap(),
-        )
-        .args(["user", "totp-reset", email])
-        .output()
-        .unwrap();
+    let out = app.cli(&["user", "totp-reset", email]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not have TOTP enabled"));
 }

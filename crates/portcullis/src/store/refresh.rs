@@ -1,0 +1,86 @@
+//! Refresh tokens of users' device sessions and of clients' sessions: stored
+//! as hashes, each rotated once (SPEC §5). The two kinds live in tables of
+//! their own, with the same columns.
+
+use super::Conn;
+use crate::clock::Timestamp;
+
+/// Whose refresh tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Of a user's device session (`sessions`).
+    User,
+    /// Of a machine client's session (`client_sessions`).
+    Client,
+}
+
+impl Family {
+    fn table(self) -> &'static str {
+        match self {
+            Family::User => "refresh_tokens",
+            Family::Client => "client_refresh_tokens",
+        }
+    }
+}
+
+/// Stores a token's hash; storing the same one twice is a no-op (racing
+/// rotations derive the same successor).
+pub async fn insert(
+    conn: &mut Conn,
+    family: Family,
+    token_hash: &str,
+    session_id: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO {} (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (token_hash) DO NOTHING",
+        family.table()
+    ))
+    .bind(token_hash)
+    .bind(session_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What rotating a refresh token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// This request rotated it.
+    Rotated,
+    /// Rotated before (or a moment ago by a racing request), at this time.
+    RotatedAt(Timestamp),
+    /// The token is gone (purged meanwhile).
+    Gone,
+}
+
+/// Marks a token rotated, unless it was already.
+pub async fn rotate(
+    conn: &mut Conn,
+    family: Family,
+    token_hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<Rotation> {
+    let table = family.table();
+    let done = sqlx::query(&format!(
+        "UPDATE {table} SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(Rotation::Rotated);
+    }
+    let at: Option<Option<Timestamp>> = sqlx::query_scalar(&format!(
+        "SELECT rotated_at FROM {table} WHERE token_hash = $1"
+    ))
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await?;
+    Ok(at.flatten().map_or(Rotation::Gone, Rotation::RotatedAt))
+}
