@@ -19,7 +19,10 @@ use crate::crypto::Secrets;
 use crate::domain::{Email, KeyName, Scopes, Username};
 use crate::error::ApiError;
 use crate::password::{self, Hasher};
-use crate::store::{api_keys, clients, sessions, totp, unique_violation, users, Conn, Db};
+use crate::store::{
+    api_keys, clients, sessions, signing_keys, totp, unique_violation, users, Conn, Db,
+};
+use crate::tokens;
 
 #[derive(Debug, Serialize)]
 pub struct UserSummary {
@@ -198,6 +201,55 @@ impl Admin {
         users::by_email_or_id(conn, &who.trim().to_lowercase())
             .await?
             .ok_or_else(|| anyhow::anyhow!("no user with email or id `{who}`"))
+    }
+}
+
+impl Admin {
+    /// Makes a new signing key, which signs from now on (on every instance
+    /// within seconds); the one it supersedes verifies until every token it
+    /// signed has expired. Returns both.
+    pub async fn rotate_signing_key(&self) -> anyhow::Result<serde_json::Value> {
+        let now = SystemClock.now();
+        let secrets = Secrets::load(&self.config)?;
+        let key = tokens::generate(&secrets, now)?;
+        // The longest-lived access token, and the seconds instances take to notice.
+        let longest = self.config.access_ttl.max(self.config.client_access_ttl);
+        let retire_at = now + longest.as_secs() as i64 + 60;
+        let mut tx = self.db.pool().begin().await?;
+        let before = signing_keys::list(&mut tx).await?;
+        signing_keys::rotate(&mut tx, &key, retire_at).await?;
+        tx.commit().await?;
+        let superseded = before.iter().find(|k| k.retired_at.is_none());
+        Ok(serde_json::json!({
+            "kid": key.kid,
+            "superseded": superseded.map(|k| k.kid.clone()),
+            "superseded_verifies_until": superseded.map(|_| rfc3339(retire_at)),
+        }))
+    }
+
+    /// Every signing key: the one that signs, those that still verify, the retired.
+    pub async fn list_signing_keys(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let now = SystemClock.now();
+        let keys = signing_keys::list(&mut *self.db.pool().acquire().await?).await?;
+        Ok(keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let state = match k.retired_at {
+                    None if i == 0 => "signing",
+                    None => "verifying",
+                    Some(at) if at > now => "verifying",
+                    Some(_) => "retired",
+                };
+                serde_json::json!({
+                    "kid": k.kid,
+                    "alg": k.alg,
+                    "created_at": rfc3339(k.created_at),
+                    "state": state,
+                    "verifies_until": k.retired_at.map(rfc3339),
+                })
+            })
+            .collect())
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -120,13 +121,34 @@ impl App {
             self.services.config.api_key_usage_flush,
             stopped.clone(),
         ));
+        let keys = tokio::spawn(keep_keys_current(self.services.clone(), stopped.clone()));
         let worker = tokio::spawn(self.worker.run(stopped));
         server::serve(self.listener, router, self.limits, shutdown).await;
         let _ = stop.send(true);
         let _ = worker.await;
         let _ = retention.await;
         let _ = key_usage.await;
+        let _ = keys.await;
         self.services.db.close().await;
         Ok(())
+    }
+}
+
+/// How often the signing keys are re-read: a key rotated on any instance
+/// signs here, and verifies here, within this long.
+const KEY_RELOAD: Duration = Duration::from_secs(2);
+
+/// Re-reads the signing keys every [`KEY_RELOAD`] until `stop` turns true.
+async fn keep_keys_current(s: Arc<Services>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(KEY_RELOAD) => {}
+            _ = stop.changed() => return,
+        }
+        match s.tokens.reload(&s.db, &s.secrets, s.now()).await {
+            Ok(true) => tracing::info!("signing keys changed; reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "signing keys not reloaded; will retry"),
+        }
     }
 }

@@ -60,6 +60,19 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// A new key signs from now on; the old one verifies until its tokens expire.
+    Rotate,
+    /// Every key and its state: signing, verifying (until when) or retired.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -253,6 +266,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Apikey { command } => apikey(Admin::connect(config).await?, command, json).await,
         Command::Client { command } => client(Admin::connect(config).await?, command, json).await,
+        Command::Keys { command } => keys(Admin::connect(config).await?, command, json).await,
         Command::User { command } => {
             let admin = Admin::connect(config).await?;
             match command {
@@ -323,6 +337,50 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn keys(admin: Admin, command: KeysCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Rotate => {
+            let rotated = admin.rotate_signing_key().await?;
+            let text = match rotated["superseded"].as_str() {
+                Some(old) => format!(
+                    "key {} signs from now on; {old} verifies until {}",
+                    rotated["kid"].as_str().unwrap_or_default(),
+                    rotated["superseded_verifies_until"]
+                        .as_str()
+                        .unwrap_or_default()
+                ),
+                None => format!(
+                    "key {} signs from now on",
+                    rotated["kid"].as_str().unwrap_or_default()
+                ),
+            };
+            print(json, &rotated, &text);
+        }
+        KeysCommand::List => {
+            let keys = admin.list_signing_keys().await?;
+            let text = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}\t{}\tcreated {}\t{}{}",
+                        k["kid"].as_str().unwrap_or_default(),
+                        k["alg"].as_str().unwrap_or_default(),
+                        k["created_at"].as_str().unwrap_or_default(),
+                        k["state"].as_str().unwrap_or_default(),
+                        k["verifies_until"]
+                            .as_str()
+                            .map(|at| format!(" until {at}"))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json, &keys, &text);
+        }
+    }
+    Ok(())
 }
 
 async fn client(admin: Admin, command: ClientCommand, json: bool) -> anyhow::Result<()> {

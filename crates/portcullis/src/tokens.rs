@@ -2,6 +2,7 @@
 //! their keys. Refresh tokens are opaque and live in `auth::refresh`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -40,45 +41,27 @@ pub struct AccessClaims {
     pub scope: Option<String>,
 }
 
+/// Signing and verifying access tokens with the current keys, which every
+/// instance re-reads from the store (see [`Tokens::reload`]).
 pub struct Tokens {
-    kid: String,
-    signing: EncodingKey,
-    verifying: HashMap<String, DecodingKey>,
+    ring: RwLock<Arc<KeyRing>>,
     validation: Validation,
-    jwks: Value,
     issuer: String,
     audience: String,
     access_ttl: i64,
 }
 
-impl Tokens {
-    /// Loads the active signing keys, generating the first one on first start.
-    pub async fn load(
-        db: &Db,
-        secrets: &Secrets,
-        issuer: &str,
-        audience: &str,
-        access_ttl: i64,
-        now: Timestamp,
-    ) -> anyhow::Result<Self> {
-        let mut conn = db.pool().acquire().await?;
-        let mut keys = signing_keys::active(&mut conn).await?;
-        if keys.is_empty() {
-            signing_keys::insert(&mut conn, &generate(secrets, now)?).await?;
-            tracing::info!("generated the first token signing key");
-            keys = signing_keys::active(&mut conn).await?;
-        }
-        Self::from_keys(&keys, secrets, issuer, audience, access_ttl)
-    }
+/// The keys in use: the first signs, all verify.
+struct KeyRing {
+    kids: Vec<String>,
+    kid: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, DecodingKey>,
+    jwks: Value,
+}
 
-    /// Signs with the first key; verifies with any of them.
-    fn from_keys(
-        keys: &[signing_keys::SigningKey],
-        secrets: &Secrets,
-        issuer: &str,
-        audience: &str,
-        access_ttl: i64,
-    ) -> anyhow::Result<Self> {
+impl KeyRing {
+    fn new(keys: &[signing_keys::SigningKey], secrets: &Secrets) -> anyhow::Result<Self> {
         let newest = keys.first().context("no signing key")?;
         let context = signing_key_context(&newest.kid);
         let pkcs8 = secrets.decrypt(&newest.private_key, &context).context(
@@ -96,6 +79,45 @@ impl Tokens {
                 "kid": key.kid, "x": key.public_key,
             }));
         }
+        Ok(Self {
+            kids: keys.iter().map(|k| k.kid.clone()).collect(),
+            kid: newest.kid.clone(),
+            signing: EncodingKey::from_ed_der(&pkcs8),
+            verifying,
+            jwks: json!({ "keys": jwks }),
+        })
+    }
+}
+
+impl Tokens {
+    /// Loads the keys, generating the first one on first start (once, however
+    /// many instances start at the same time).
+    pub async fn load(
+        db: &Db,
+        secrets: &Secrets,
+        issuer: &str,
+        audience: &str,
+        access_ttl: i64,
+        now: Timestamp,
+    ) -> anyhow::Result<Self> {
+        let mut conn = db.pool().acquire().await?;
+        let keys = signing_keys::verifying(&mut conn, now).await?;
+        let has_signer = keys.first().is_some_and(|k| k.retired_at.is_none());
+        if !has_signer && signing_keys::insert_signer(&mut conn, &generate(secrets, now)?).await? {
+            tracing::info!("generated the first token signing key");
+        }
+        let keys = signing_keys::verifying(&mut conn, now).await?;
+        Self::from_keys(&keys, secrets, issuer, audience, access_ttl)
+    }
+
+    /// Signs with the first key; verifies with any of them.
+    fn from_keys(
+        keys: &[signing_keys::SigningKey],
+        secrets: &Secrets,
+        issuer: &str,
+        audience: &str,
+        access_ttl: i64,
+    ) -> anyhow::Result<Self> {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -104,15 +126,33 @@ impl Tokens {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         Ok(Self {
-            kid: newest.kid.clone(),
-            signing: EncodingKey::from_ed_der(&pkcs8),
-            verifying,
+            ring: RwLock::new(Arc::new(KeyRing::new(keys, secrets)?)),
             validation,
-            jwks: json!({ "keys": jwks }),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             access_ttl,
         })
+    }
+
+    /// Re-reads the keys that verify at `now` and, if they changed (a
+    /// rotation on any instance, or a superseded key whose tokens have all
+    /// expired), swaps them in. Returns whether they changed.
+    pub async fn reload(&self, db: &Db, secrets: &Secrets, now: Timestamp) -> anyhow::Result<bool> {
+        let keys = signing_keys::verifying(&mut *db.pool().acquire().await?, now).await?;
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        if kids == self.ring().kids || keys.is_empty() {
+            return Ok(false);
+        }
+        let ring = Arc::new(KeyRing::new(&keys, secrets)?);
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring;
+        Ok(true)
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn access_ttl(&self) -> i64 {
@@ -173,10 +213,11 @@ impl Tokens {
     }
 
     fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
+        let ring = self.ring();
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TYP.to_owned());
-        header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.signing)?)
+        header.kid = Some(ring.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &ring.signing)?)
     }
 
     /// Checks signature (our algorithm, our keys only), `typ`, `iss`, `aud`
@@ -186,10 +227,11 @@ impl Tokens {
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TYP) {
             return Err(ApiError::InvalidToken);
         }
+        let ring = self.ring();
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.verifying.get(kid))
+            .and_then(|kid| ring.verifying.get(kid))
             .ok_or(ApiError::InvalidToken)?;
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| ApiError::InvalidToken)?
@@ -204,8 +246,8 @@ impl Tokens {
     }
 
     /// The public keys, as served at `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> &Value {
-        &self.jwks
+    pub fn jwks(&self) -> Value {
+        self.ring().jwks.clone()
     }
 }
 
@@ -214,7 +256,8 @@ fn signing_key_context(kid: &str) -> String {
     format!("signing_key:{kid}")
 }
 
-fn generate(secrets: &Secrets, now: Timestamp) -> anyhow::Result<signing_keys::SigningKey> {
+/// A new Ed25519 key, its private half encrypted for its row.
+pub fn generate(secrets: &Secrets, now: Timestamp) -> anyhow::Result<signing_keys::SigningKey> {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(secrets.rng())
         .map_err(|_| anyhow::anyhow!("key generation failed"))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
@@ -226,6 +269,7 @@ fn generate(secrets: &Secrets, now: Timestamp) -> anyhow::Result<signing_keys::S
         alg: "EdDSA".into(),
         public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
         created_at: now,
+        retired_at: None,
     })
 }
 

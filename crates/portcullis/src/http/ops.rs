@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "ops",
     responses((status = 200, description = "JWK set")))]
 async fn jwks(State(s): State<AppState>) -> Json<Value> {
-    Json(s.tokens.jwks().clone())
+    Json(s.tokens.jwks())
 }
 
 /// The process is up.

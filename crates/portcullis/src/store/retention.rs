@@ -16,15 +16,15 @@ const ENDED_KEEP: i64 = DAY;
 const SENT_MAIL_KEEP: i64 = 7 * DAY;
 /// A run of failed codes is remembered for a week without a try.
 const IDLE_BUDGET_KEEP: i64 = 7 * DAY;
-/// Revoked and expired API keys are kept a month, so a list of keys and the
-/// audit log can still be matched up.
+/// Revoked and expired API keys, and retired signing keys, are kept a month,
+/// so that lists and the audit log can still be matched up.
 const ENDED_API_KEY_KEEP: i64 = 30 * DAY;
 
 /// Deletes what ended long enough ago, and accounts never verified within
 /// `unverified_keep` seconds (with their keys); returns how many rows went.
 pub async fn purge(db: &Db, now: Timestamp, unverified_keep: i64) -> sqlx::Result<u64> {
     let ended = now - ENDED_KEEP;
-    let statements: [(&str, Timestamp); 7] = [
+    let statements: [(&str, Timestamp); 8] = [
         // Their keys go with them (ON DELETE CASCADE); they never had a session.
         (
             "DELETE FROM users WHERE verified = 0 AND created_at < $1",
@@ -55,6 +55,11 @@ pub async fn purge(db: &Db, now: Timestamp, unverified_keep: i64) -> sqlx::Resul
         ),
         (
             "DELETE FROM api_keys WHERE revoked_at < $1 OR expires_at < $1",
+            now - ENDED_API_KEY_KEEP,
+        ),
+        // Signing keys whose tokens all expired long ago (the signer has none).
+        (
+            "DELETE FROM signing_keys WHERE signer IS NULL AND retired_at < $1",
             now - ENDED_API_KEY_KEEP,
         ),
     ];

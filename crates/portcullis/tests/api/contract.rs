@@ -31,14 +31,16 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     found
 }
 
-/// The codes a response's description names: its SCREAMING_SNAKE words.
+/// The codes a response's description names: its upper-case words that are codes.
 fn codes_in(description: &str) -> Vec<ErrorCode> {
     description
         .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
-        .filter(|word| word.contains('_') && word.len() > 1)
-        .map(|word| {
-            serde_json::from_value(json!(word))
-                .unwrap_or_else(|_| panic!("{word} in {description:?} is no error code"))
+        .filter(|word| word.len() > 1)
+        .filter_map(|word| match serde_json::from_value(json!(word)) {
+            Ok(code) => Some(code),
+            // Upper-case words without `_` may be plain words ("IP", "JWT").
+            Err(_) if word.contains('_') => panic!("{word} in {description:?} is no error code"),
+            Err(_) => None,
         })
         .collect()
 }

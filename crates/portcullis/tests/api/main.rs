@@ -24,4 +24,5 @@ mod outage;
 mod password;
 mod refresh;
 mod sessions;
+mod signing_keys;
 mod totp;
