@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portcullis::admin::{Admin, ClientChange};
+use portcullis::admin::{self, Admin, ClientChange, Report};
 use portcullis::config::{Config, LogFormat};
 use portcullis::crypto::Secrets;
 use portcullis::{App, Settings};
@@ -64,6 +64,52 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Users' device sessions.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
+    /// The security events.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// An account's live sessions.
+    List {
+        /// The account, by email or id.
+        #[arg(long)]
+        user: String,
+    },
+    /// End an account's session on one device, or all of its sessions.
+    Revoke {
+        #[arg(long)]
+        user: String,
+        /// Only this device's session.
+        #[arg(long)]
+        device: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Events, newest first.
+    List {
+        /// Of one account, by email or id.
+        #[arg(long)]
+        user: Option<String>,
+        /// Since a time: a duration ago (`24h`) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Of one kind, e.g. `login_failed`.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
     },
 }
 
@@ -230,294 +276,132 @@ fn init_logging(config: &Config) {
 }
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
-    let json = cli.json;
-    match cli.command {
+    let report = match cli.command {
         Command::Serve { .. } => {
             let app = App::build(config).await?;
-            app.run_until(shutdown_signal()).await
+            return app.run_until(shutdown_signal()).await;
         }
         Command::Migrate => {
             Admin::connect(config).await?;
-            print(
-                json,
-                &serde_json::json!({ "migrated": true }),
-                "migrations applied",
-            );
-            Ok(())
+            Report {
+                json: serde_json::json!({ "migrated": true }),
+                text: "migrations applied".into(),
+            }
         }
         Command::Config {
             command: ConfigCommand::Check,
-        } => {
-            let summary = serde_json::json!({
-                "listen": config.listen.to_string(),
-                "database": config.database_url.split('?').next().unwrap_or_default().rsplit('@').next().unwrap_or_default(),
-                "mode": format!("{:?}", config.mode).to_lowercase(),
-                "issuer": config.issuer,
-                "mail_transport": format!("{:?}", config.mail_transport).to_lowercase(),
-                "login_verification": format!("{:?}", config.login_verification).to_lowercase(),
-                "master_key": if config.master_key.is_some() { "configured" } else { "key file" },
-            });
-            print(
-                json,
-                &summary,
-                &format!("configuration is valid\n{}", pretty(&summary)),
-            );
-            Ok(())
-        }
-        Command::Apikey { command } => apikey(Admin::connect(config).await?, command, json).await,
-        Command::Client { command } => client(Admin::connect(config).await?, command, json).await,
-        Command::Keys { command } => keys(Admin::connect(config).await?, command, json).await,
-        Command::User { command } => {
-            let admin = Admin::connect(config).await?;
-            match command {
-                UserCommand::Create {
-                    email,
-                    password,
-                    username,
-                } => {
-                    let user = admin
-                        .create_user(&email, SecretString::from(password), username.as_deref())
-                        .await?;
-                    print(
-                        json,
-                        &user,
-                        &format!("created user {} <{}>", user.id, user.email),
-                    );
-                }
-                UserCommand::List => {
-                    let users = admin.list_users().await?;
-                    let text = users
-                        .iter()
-                        .map(|u| {
-                            let state = if u.disabled {
-                                "disabled"
-                            } else if u.verified {
-                                "active"
-                            } else {
-                                "unverified"
-                            };
-                            format!(
-                                "{}\t{}\t{}\t{state}",
-                                u.id,
-                                u.email,
-                                u.username.as_deref().unwrap_or("-")
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    print(json, &users, &text);
-                }
-                UserCommand::Disable { user } => {
-                    let id = admin.set_disabled(&user, true).await?;
-                    print(
-                        json,
-                        &serde_json::json!({ "id": id, "disabled": true }),
-                        &format!("disabled {id}"),
-                    );
-                }
-                UserCommand::Enable { user } => {
-                    let id = admin.set_disabled(&user, false).await?;
-                    print(
-                        json,
-                        &serde_json::json!({ "id": id, "disabled": false }),
-                        &format!("enabled {id}"),
-                    );
-                }
-                UserCommand::TotpReset { user } => {
-                    let id = admin.reset_totp(&user).await?;
-                    print(
-                        json,
-                        &serde_json::json!({ "id": id, "totp_enabled": false }),
-                        &format!(
-                            "two-factor authentication reset for {id}; its sessions are ended"
-                        ),
-                    );
-                }
+        } => config_check(&config),
+        command => operate(Admin::connect(config).await?, command).await?,
+    };
+    if cli.json {
+        println!("{}", report.json);
+    } else if !report.text.is_empty() {
+        println!("{}", report.text);
+    }
+    Ok(())
+}
+
+/// The operator's commands, over the library's `Admin`.
+async fn operate(admin: Admin, command: Command) -> anyhow::Result<Report> {
+    match command {
+        Command::User { command } => match command {
+            UserCommand::Create {
+                email,
+                password,
+                username,
+            } => {
+                let password = SecretString::from(password);
+                admin
+                    .create_user(&email, password, username.as_deref())
+                    .await
             }
-            Ok(())
-        }
-    }
-}
-
-async fn keys(admin: Admin, command: KeysCommand, json: bool) -> anyhow::Result<()> {
-    match command {
-        KeysCommand::Rotate => {
-            let rotated = admin.rotate_signing_key().await?;
-            let text = match rotated["superseded"].as_str() {
-                Some(old) => format!(
-                    "key {} signs from now on; {old} verifies until {}",
-                    rotated["kid"].as_str().unwrap_or_default(),
-                    rotated["superseded_verifies_until"]
-                        .as_str()
-                        .unwrap_or_default()
-                ),
-                None => format!(
-                    "key {} signs from now on",
-                    rotated["kid"].as_str().unwrap_or_default()
-                ),
-            };
-            print(json, &rotated, &text);
-        }
-        KeysCommand::List => {
-            let keys = admin.list_signing_keys().await?;
-            let text = keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{}\t{}\tcreated {}\t{}{}",
-                        k["kid"].as_str().unwrap_or_default(),
-                        k["alg"].as_str().unwrap_or_default(),
-                        k["created_at"].as_str().unwrap_or_default(),
-                        k["state"].as_str().unwrap_or_default(),
-                        k["verifies_until"]
-                            .as_str()
-                            .map(|at| format!(" until {at}"))
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            print(json, &keys, &text);
-        }
-    }
-    Ok(())
-}
-
-async fn client(admin: Admin, command: ClientCommand, json: bool) -> anyhow::Result<()> {
-    let client = match command {
-        ClientCommand::Create {
-            name,
-            allow_ip,
-            scopes,
-        } => admin.create_client(&name, &allow_ip, scopes).await?,
-        ClientCommand::List => {
-            let clients = admin.list_clients().await?;
-            let text = clients
-                .iter()
-                .map(client_line)
-                .collect::<Vec<_>>()
-                .join("\n");
-            print(json, &clients, &text);
-            return Ok(());
-        }
-        ClientCommand::Show { id } => admin.show_client(id).await?,
-        ClientCommand::Disable { id } => admin.change_client(id, ClientChange::Disable).await?,
-        ClientCommand::Enable { id } => admin.change_client(id, ClientChange::Enable).await?,
-        ClientCommand::AllowIp { id, cidr } => {
-            let net = portcullis::admin::cidr(&cidr)?;
-            admin.change_client(id, ClientChange::AllowIp(net)).await?
-        }
-        ClientCommand::DenyIp { id, cidr } => {
-            let net = portcullis::admin::cidr(&cidr)?;
-            admin.change_client(id, ClientChange::DenyIp(net)).await?
-        }
-        ClientCommand::RotateSecret { id } => {
-            admin.change_client(id, ClientChange::RotateSecret).await?
-        }
-    };
-    let mut text = client_line(&client);
-    if let Some(secret) = client["api_secret"].as_str() {
-        text.push_str(&format!(
-            "\napi_key    {}\napi_secret {secret}\n(the secret is shown only this once)",
-            client["api_key"].as_str().unwrap_or_default()
-        ));
-    }
-    print(json, &client, &text);
-    Ok(())
-}
-
-/// One client, as a line of text.
-fn client_line(c: &serde_json::Value) -> String {
-    let list = |field: &str| {
-        let items: Vec<&str> = c[field]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str())
-            .collect();
-        if items.is_empty() {
-            "-".to_owned()
-        } else {
-            items.join(",")
-        }
-    };
-    format!(
-        "{}\t{}\t{}\tscopes {}\tallow {}",
-        c["client_id"],
-        c["name"].as_str().unwrap_or_default(),
-        c["status"].as_str().unwrap_or_default(),
-        list("scopes"),
-        list("allowed_ips"),
-    )
-}
-
-async fn apikey(admin: Admin, command: ApikeyCommand, json: bool) -> anyhow::Result<()> {
-    match command {
-        ApikeyCommand::Create {
-            user,
-            name,
-            scopes,
-            expires,
+            UserCommand::List => admin.list_users().await,
+            UserCommand::Disable { user } => admin.set_disabled(&user, true).await,
+            UserCommand::Enable { user } => admin.set_disabled(&user, false).await,
+            UserCommand::TotpReset { user } => admin.reset_totp(&user).await,
+        },
+        Command::Session { command } => match command {
+            SessionCommand::List { user } => admin.list_sessions(&user).await,
+            SessionCommand::Revoke { user, device } => {
+                admin.revoke_sessions(&user, device.as_deref()).await
+            }
+        },
+        Command::Apikey { command } => match command {
+            ApikeyCommand::Create {
+                user,
+                name,
+                scopes,
+                expires,
+            } => {
+                let expires = expires.as_deref();
+                admin.create_api_key(&user, &name, scopes, expires).await
+            }
+            ApikeyCommand::List { user } => admin.list_api_keys(&user).await,
+            ApikeyCommand::Revoke { id } => admin.revoke_api_key(&id).await,
+        },
+        Command::Client { command } => match command {
+            ClientCommand::Create {
+                name,
+                allow_ip,
+                scopes,
+            } => admin.create_client(&name, &allow_ip, scopes).await,
+            ClientCommand::List => admin.list_clients().await,
+            ClientCommand::Show { id } => admin.show_client(id).await,
+            ClientCommand::Disable { id } => admin.change_client(id, ClientChange::Disable).await,
+            ClientCommand::Enable { id } => admin.change_client(id, ClientChange::Enable).await,
+            ClientCommand::AllowIp { id, cidr } => {
+                let change = ClientChange::AllowIp(admin::cidr(&cidr)?);
+                admin.change_client(id, change).await
+            }
+            ClientCommand::DenyIp { id, cidr } => {
+                let change = ClientChange::DenyIp(admin::cidr(&cidr)?);
+                admin.change_client(id, change).await
+            }
+            ClientCommand::RotateSecret { id } => {
+                admin.change_client(id, ClientChange::RotateSecret).await
+            }
+        },
+        Command::Keys { command } => match command {
+            KeysCommand::Rotate => admin.rotate_signing_key().await,
+            KeysCommand::List => admin.list_signing_keys().await,
+        },
+        Command::Audit {
+            command:
+                AuditCommand::List {
+                    user,
+                    since,
+                    kind,
+                    limit,
+                },
         } => {
-            let key = admin
-                .create_api_key(&user, &name, scopes, expires.as_deref())
-                .await?;
-            let text = format!(
-                "created API key {}\n{}\n(the key is shown only this once)",
-                key["id"].as_str().unwrap_or_default(),
-                key["key"].as_str().unwrap_or_default()
-            );
-            print(json, &key, &text);
+            let (user, since, kind) = (user.as_deref(), since.as_deref(), kind.as_deref());
+            admin.list_audit(user, since, kind, limit).await
         }
-        ApikeyCommand::List { user } => {
-            let keys = admin.list_api_keys(&user).await?;
-            let text = keys
-                .iter()
-                .map(|k| {
-                    let scopes: Vec<&str> = k["scopes"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s.as_str())
-                        .collect();
-                    format!(
-                        "{}\t{}\t{}\texpires {}",
-                        k["id"].as_str().unwrap_or_default(),
-                        k["name"].as_str().unwrap_or_default(),
-                        if scopes.is_empty() {
-                            "-".to_owned()
-                        } else {
-                            scopes.join(",")
-                        },
-                        k["expires_at"].as_str().unwrap_or("never"),
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            print(json, &keys, &text);
+        Command::Serve { .. } | Command::Migrate | Command::Config { .. } => {
+            anyhow::bail!("not an operator command")
         }
-        ApikeyCommand::Revoke { id } => {
-            let user_id = admin.revoke_api_key(&id).await?;
-            print(
-                json,
-                &serde_json::json!({ "id": id, "user_id": user_id, "revoked": true }),
-                &format!("revoked API key {id}"),
-            );
-        }
-    }
-    Ok(())
-}
-
-fn print(json: bool, value: &impl serde::Serialize, text: &str) {
-    if json {
-        println!("{}", serde_json::to_string(value).unwrap_or_default());
-    } else if !text.is_empty() {
-        println!("{text}");
     }
 }
 
-fn pretty(value: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
+/// The effective settings, secrets hidden.
+fn config_check(config: &Config) -> Report {
+    let summary = serde_json::json!({
+        "listen": config.listen.to_string(),
+        "database": config.database_url.split('?').next().unwrap_or_default().rsplit('@').next().unwrap_or_default(),
+        "mode": format!("{:?}", config.mode).to_lowercase(),
+        "issuer": config.issuer,
+        "mail_transport": format!("{:?}", config.mail_transport).to_lowercase(),
+        "login_verification": format!("{:?}", config.login_verification).to_lowercase(),
+        "master_key": if config.master_key.is_some() { "configured" } else { "key file" },
+    });
+    let text = format!(
+        "configuration is valid\n{}",
+        serde_json::to_string_pretty(&summary).unwrap_or_default()
+    );
+    Report {
+        json: summary,
+        text,
+    }
 }
 
 async fn shutdown_signal() {

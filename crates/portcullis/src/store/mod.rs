@@ -5,6 +5,7 @@
 //! folders and connection set-up. Times are Unix seconds, flags 0/1 integers.
 
 pub mod api_keys;
+pub mod audit_log;
 pub mod budgets;
 pub mod clients;
 pub mod keys;

@@ -20,6 +20,7 @@ mod floods;
 mod flow;
 mod machine_clients;
 mod operations;
+mod operator_cli;
 mod outage;
 mod password;
 mod refresh;
