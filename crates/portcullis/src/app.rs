@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::Secrets;
 use crate::mail::{Mailer, Templates, Transport, Worker};
+use crate::metrics::Metrics;
 use crate::password::{Gauge, Hasher};
 use crate::server::{self, Limits};
 use crate::services::Services;
@@ -59,6 +60,7 @@ impl App {
             config.issuer.clone(),
             wake.clone(),
         );
+        let metrics = Arc::new(Metrics::default());
         let worker = Worker {
             db: db.clone(),
             secrets: secrets.clone(),
@@ -66,6 +68,7 @@ impl App {
             from: config.mail_from.clone(),
             clock: clock.clone(),
             wake,
+            metrics: metrics.clone(),
         };
         let listener = TcpListener::bind(config.listen)
             .await
@@ -79,6 +82,7 @@ impl App {
             mailer,
             clock,
             key_usage: Default::default(),
+            metrics,
         });
         Ok(App {
             listener,

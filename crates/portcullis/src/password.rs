@@ -74,6 +74,8 @@ pub struct Hasher {
     /// To the hashing threads; dropping it stops them once the queue is empty.
     jobs: flume::Sender<Job>,
     gauge: Arc<Gauge>,
+    /// Places in all: running and waiting.
+    capacity: usize,
 }
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
@@ -101,6 +103,7 @@ impl Hasher {
             admitted: Arc::new(Semaphore::new(concurrency + queue)),
             jobs,
             gauge,
+            capacity: concurrency + queue,
         })
     }
 
@@ -127,6 +130,11 @@ impl Hasher {
         stored: Option<&str>,
     ) -> Result<bool, ApiError> {
         self.verify_in(self.reserve()?, password, stored).await
+    }
+
+    /// Hashes running or waiting now.
+    pub fn queued(&self) -> usize {
+        self.capacity - self.admitted.available_permits()
     }
 
     /// A place in the queue, for a flow that must know there is room before

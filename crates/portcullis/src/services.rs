@@ -12,6 +12,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::Config;
 use crate::crypto::Secrets;
 use crate::mail::{Mailer, Message};
+use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::store::{api_keys, Conn, Db};
 use crate::tokens::Tokens;
@@ -26,6 +27,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// When API keys were last used, written in batches.
     pub key_usage: Arc<api_keys::Usage>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Services {
@@ -43,6 +45,7 @@ impl Services {
         Ok(Work {
             tx: self.db.pool().begin().await?,
             mailer: &self.mailer,
+            metrics: &self.metrics,
             mailed: false,
         })
     }
@@ -53,6 +56,7 @@ impl Services {
 pub struct Work<'s> {
     tx: Transaction<'static, Any>,
     mailer: &'s Mailer,
+    metrics: &'s Metrics,
     mailed: bool,
 }
 
@@ -86,6 +90,7 @@ impl Work<'_> {
 
     /// Records a security event with the change it belongs to.
     pub async fn audit(&mut self, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
+        self.metrics.event(event.kind);
         audit::record(&mut self.tx, event, now).await
     }
 

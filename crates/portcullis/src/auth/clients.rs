@@ -13,6 +13,7 @@ use crate::audit::{Event, Kind};
 use crate::clock::Timestamp;
 use crate::crypto::{ct_eq, new_refresh_token, token_hash};
 use crate::error::ApiError;
+use crate::metrics::Holder;
 use crate::services::{Services, Work};
 use crate::store::clients::{self as store, Client as MachineClient};
 use crate::store::refresh::{self, Family};
@@ -124,6 +125,7 @@ pub async fn client_refresh(
         Err(other) => return Err(other),
     };
     work.commit().await?;
+    s.metrics.refreshed(Holder::Client);
     let ttl = s.config.client_access_ttl.as_secs() as i64;
     let access_token =
         s.tokens

@@ -8,6 +8,7 @@ use super::grant::{renew, Grant, Renewal};
 use crate::audit::{Event, Kind};
 use crate::crypto::token_hash;
 use crate::error::ApiError;
+use crate::metrics::Holder;
 use crate::services::{Services, Work};
 use crate::store::refresh::Family;
 use crate::store::sessions::{self as store, Session};
@@ -57,6 +58,7 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
         }
     };
     work.commit().await?;
+    s.metrics.refreshed(Holder::User);
     let access_token = s
         .tokens
         .issue(&s.secrets, &user.id, &stored.session_id, now)?;

@@ -15,7 +15,7 @@ mod two_factor;
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +46,8 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         api = api.merge(dev_login::router());
     }
     let (router, mut doc) = api.split_for_parts();
+    // After routing, so that the route's template is known to the metrics.
+    let router = router.route_layer(middleware::from_fn(name_the_route));
     openapi::add_common_answers(&mut doc);
     Ok(router
         .fallback(|| async { ApiError::NotFound })
@@ -57,6 +59,17 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
             request_context,
         ))
         .with_state(state))
+}
+
+/// Hands the matched route's template to the request middleware, which
+/// counts the answer under it.
+async fn name_the_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
 }
 
 /// What the connection a request came on allows it, set by the server.
@@ -100,13 +113,12 @@ async fn request_context(State(s): State<AppState>, req: Request, next: Next) ->
     let mut response = REQUEST
         .scope(context, admitted.instrument(span.clone()))
         .await;
-    span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
-            "request"
-        )
-    });
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| tracing::info!(status, latency_ms = took.as_millis() as u64, "request"));
+    let route = response.extensions().get::<MatchedPath>();
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    s.metrics.request(route, status, took);
     if let Ok(value) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }

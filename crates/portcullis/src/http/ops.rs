@@ -1,4 +1,4 @@
-//! Operational endpoints: health, readiness, JWKS and the OpenAPI document.
+//! Operational endpoints: health, readiness, metrics, JWKS and the OpenAPI document.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::extract::AppState;
 use super::openapi::Document;
 use crate::error::ApiError;
+use crate::store::outbox;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -19,6 +20,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(openapi))
+        .routes(routes!(metrics))
+}
+
+/// Counters and histograms in the Prometheus text format (OpenMetrics).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+    (status = 503, description = "SERVICE_UNAVAILABLE: the database is not reachable", body = ErrorEnvelope),
+))]
+async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let depth = outbox::depth(&mut *s.read().await?).await?;
+    let text = s.metrics.render(depth, s.hasher.queued());
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    Ok(([(header::CONTENT_TYPE, content_type)], text))
 }
 
 /// The public keys that verify access tokens.

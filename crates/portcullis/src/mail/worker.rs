@@ -1,6 +1,8 @@
 //! The outbox worker: delivers due messages, retrying with backoff.
 
 use std::sync::Arc;
+
+use crate::metrics::Metrics;
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
@@ -21,6 +23,7 @@ pub struct Worker {
     pub from: String,
     pub clock: Arc<dyn Clock>,
     pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -67,10 +70,12 @@ impl Worker {
                     tracing::info!(id = %msg.id, template = %msg.template, "email sent");
                 }
                 Err(e) if is_permanent(&e) => {
+                    self.metrics.mail_failed();
                     tracing::warn!(id = %msg.id, error = %e, "email refused permanently; not retrying");
                     outbox::mark_refused(&mut conn, &msg.id, &e.to_string(), now).await?;
                 }
                 Err(e) => {
+                    self.metrics.mail_failed();
                     let retry_at = now + backoff(msg.attempts);
                     tracing::warn!(id = %msg.id, attempts = msg.attempts + 1, error = %e, "email delivery failed; will retry");
                     outbox::mark_failed(&mut conn, &msg.id, &e.to_string(), retry_at).await?;

@@ -46,6 +46,13 @@ pub async fn insert(
     Ok(())
 }
 
+/// Messages neither delivered nor refused: the queue's depth.
+pub async fn depth(conn: &mut Conn) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND refused_at IS NULL")
+        .fetch_one(conn)
+        .await
+}
+
 pub async fn due(conn: &mut Conn, now: Timestamp, limit: i64) -> sqlx::Result<Vec<Queued>> {
     sqlx::query_as(
         "SELECT id, recipient, template, message, attempts, next_attempt_at FROM outbox

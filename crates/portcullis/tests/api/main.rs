@@ -19,6 +19,7 @@ mod files;
 mod floods;
 mod flow;
 mod machine_clients;
+mod metrics;
 mod operations;
 mod operator_cli;
 mod outage;
