@@ -2,6 +2,8 @@
 //! guessed across keys, flows or instances; logins are budgeted per account
 //! and per IP; and no answer tells whether an address has an account.
 
+use std::collections::HashMap;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -574,21 +576,41 @@ where
     (known, unknown)
 }
 
-/// |z| above 3.29 would mean p < 0.001: the two could be told apart.
-#[track_caller]
-fn assert_indistinguishable(what: &str, known: &[f64], unknown: &[f64]) {
-    let z = mann_whitney_z(known, unknown);
+/// |z| above 3.29 would mean p < 0.001: the two could be told apart. A leak
+/// shows in every measurement, while the other tests running beside this one
+/// can fool a single one; so a difference counts only when three measurements
+/// in a row find it, each the same way round.
+async fn assert_indistinguishable<F, Fut>(what: &str, mut measure: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (Vec<f64>, Vec<f64>)>,
+{
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] * 1000.0
     };
-    assert!(
-        z.abs() < 3.29,
-        "{what}: known {:.2} ms vs unknown {:.2} ms (medians), Mann–Whitney z = {z:.2}",
-        median(known),
-        median(unknown)
-    );
+    let mut found: Vec<(f64, String)> = Vec::new();
+    for _ in 0..3 {
+        let (known, unknown) = measure().await;
+        let z = mann_whitney_z(&known, &unknown);
+        let turned = found
+            .last()
+            .is_some_and(|(last, _)| last.signum() != z.signum());
+        if z.abs() < 3.29 || turned {
+            return;
+        }
+        found.push((
+            z,
+            format!(
+                "known {:.2} ms vs unknown {:.2} ms (medians), Mann–Whitney z = {z:.2}",
+                median(&known),
+                median(&unknown)
+            ),
+        ));
+    }
+    let found: Vec<_> = found.into_iter().map(|(_, line)| line).collect();
+    panic!("{what}: told apart three times: {}", found.join("; "));
 }
 
 async fn known_and_unknown_addresses_take_the_same_time(backend: Backend) {
@@ -608,49 +630,49 @@ async fn known_and_unknown_addresses_take_the_same_time(backend: Backend) {
         }
     };
 
-    let (known, unknown) = timings(200, |is_known, _| {
-        let body = json!({ "email": address(is_known) });
-        async { app.post("/v1/auth/password/forgot", body).await.0 }
+    assert_indistinguishable("forgot", || {
+        timings(200, |is_known, _| {
+            let body = json!({ "email": address(is_known) });
+            async { app.post("/v1/auth/password/forgot", body).await.0 }
+        })
     })
     .await;
-    assert_indistinguishable("forgot", &known, &unknown);
 
-    let (known, unknown) = timings(20, |is_known, _| {
-        let body = json!({ "email_or_username": address(is_known), "password": "wrong password" });
-        async { app.post("/v1/auth/login", body).await.0 }
+    assert_indistinguishable("login", || {
+        timings(20, |is_known, _| {
+            let body =
+                json!({ "email_or_username": address(is_known), "password": "wrong password" });
+            async { app.post("/v1/auth/login", body).await.0 }
+        })
     })
     .await;
-    assert_indistinguishable("login", &known, &unknown);
 
-    let mut keys = Vec::new();
-    for i in 0..30 {
-        for is_known in [true, false] {
-            let (_, body) = app
-                .post(
-                    "/v1/auth/password/forgot",
-                    json!({ "email": address(is_known) }),
-                )
-                .await;
-            keys.push((
-                (is_known, i),
-                body["email_key"].as_str().unwrap().to_owned(),
-            ));
+    assert_indistinguishable("resend", || async {
+        let mut keys = HashMap::new();
+        for i in 0..30 {
+            for is_known in [true, false] {
+                let (_, body) = app
+                    .post(
+                        "/v1/auth/password/forgot",
+                        json!({ "email": address(is_known) }),
+                    )
+                    .await;
+                keys.insert(
+                    (is_known, i),
+                    body["email_key"].as_str().unwrap().to_owned(),
+                );
+            }
         }
-    }
-    app.clock.advance(61);
-    let (known, unknown) = timings(30, |is_known, i| {
-        let key = keys
-            .iter()
-            .find(|(k, _)| *k == (is_known, i))
-            .unwrap()
-            .1
-            .clone();
-        async move {
-            app.post("/v1/auth/resend-email", json!({ "email_key": key }))
-                .await
-                .0
-        }
+        app.clock.advance(61);
+        timings(30, |is_known, i| {
+            let key = keys[&(is_known, i)].clone();
+            async move {
+                app.post("/v1/auth/resend-email", json!({ "email_key": key }))
+                    .await
+                    .0
+            }
+        })
+        .await
     })
     .await;
-    assert_indistinguishable("resend", &known, &unknown);
 }
