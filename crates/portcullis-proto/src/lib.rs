@@ -571,3 +571,54 @@ pub struct ClientBody {
     pub name: String,
     pub scopes: Vec<String>,
 }
+
+/// A token to introspect (RFC 7662 §2.1), as JSON or as a form. The hint is
+/// accepted and not needed: tokens are told apart by their shape.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IntrospectRequest {
+    #[schema(value_type = String)]
+    pub token: SecretString,
+    pub token_type_hint: Option<String>,
+}
+
+/// RFC 7662 §2.2: `active`, and for an active token what it stands for.
+/// `token_type` is `access_token`, `refresh_token` or `api_key`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct IntrospectionResponse {
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// The user's id; for a machine client's token, the client's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The device session (or client session) the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// The token's id; an API key's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl IntrospectionResponse {
+    /// `{"active": false}`: unknown, expired, revoked or malformed, alike.
+    pub fn inactive() -> Self {
+        Self::default()
+    }
+}

@@ -14,6 +14,7 @@ use crate::crypto::Secrets;
 use crate::mail::{Mailer, Templates, Transport, Worker};
 use crate::metrics::Metrics;
 use crate::password::{Gauge, Hasher};
+use crate::revocations::{self, Revocations};
 use crate::server::{self, Limits};
 use crate::services::Services;
 use crate::store::{api_keys, retention, Db};
@@ -61,6 +62,8 @@ impl App {
             wake.clone(),
         );
         let metrics = Arc::new(Metrics::default());
+        let token_ttl = config.access_ttl.max(config.client_access_ttl).as_secs() as i64;
+        let revocations = Arc::new(Revocations::load(&db, token_ttl, clock.now()).await?);
         let worker = Worker {
             db: db.clone(),
             secrets: secrets.clone(),
@@ -83,6 +86,7 @@ impl App {
             clock,
             key_usage: Default::default(),
             metrics,
+            revocations,
         });
         Ok(App {
             listener,
@@ -106,7 +110,9 @@ impl App {
         self.services.hasher.gauge()
     }
 
-    /// Serves until `shutdown` completes, then drains requests, stops the mail worker and closes the pool.
+    /// Serves until `shutdown` completes, then drains requests and stops the
+    /// mail worker (each within the drain time), writes what is pending and
+    /// closes the pool.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -126,13 +132,25 @@ impl App {
             stopped.clone(),
         ));
         let keys = tokio::spawn(keep_keys_current(self.services.clone(), stopped.clone()));
+        let revocations = tokio::spawn(revocations::follow(
+            self.services.revocations.clone(),
+            self.services.db.clone(),
+            self.services.clock.clone(),
+            stopped.clone(),
+        ));
         let worker = tokio::spawn(self.worker.run(stopped));
+        let drain = self.limits.drain;
         server::serve(self.listener, router, self.limits, shutdown).await;
         let _ = stop.send(true);
-        let _ = worker.await;
+        // The mail worker finishes the message it is sending; one still
+        // unsent then stays leased in the outbox and is sent after a restart.
+        if tokio::time::timeout(drain, worker).await.is_err() {
+            tracing::warn!("the mail worker did not stop in time; its message is retried later");
+        }
         let _ = retention.await;
         let _ = key_usage.await;
         let _ = keys.await;
+        let _ = revocations.await;
         self.services.db.close().await;
         Ok(())
     }

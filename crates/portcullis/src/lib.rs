@@ -16,6 +16,7 @@ pub mod http;
 pub mod mail;
 pub mod metrics;
 pub mod password;
+pub mod revocations;
 mod server;
 pub mod services;
 pub mod store;

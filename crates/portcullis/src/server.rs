@@ -45,6 +45,9 @@ pub struct Limits {
     /// are answered (a few more connections, one request each), and further
     /// connections are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// After a shutdown signal, requests in flight get this long to finish;
+    /// the connections still open then are closed.
+    pub drain: Duration,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            drain: Duration::from_secs(10),
         }
     }
 }
@@ -62,7 +66,7 @@ impl Default for Limits {
 const OTHER_DESCRIPTORS: u64 = 128;
 
 /// Serves `router` until `shutdown` completes, then stops accepting and
-/// waits for the requests in flight.
+/// waits for the requests in flight, at most [`Limits::drain`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -118,7 +122,13 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    tracing::info!("shutting down: no new connections; finishing the requests in flight");
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(drain = ?limits.drain, "requests still in flight after the drain time were cut off");
+    }
 }
 
 /// Hands the request to the router with what its connection allows it; the

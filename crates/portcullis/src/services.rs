@@ -14,6 +14,7 @@ use crate::crypto::Secrets;
 use crate::mail::{Mailer, Message};
 use crate::metrics::Metrics;
 use crate::password::Hasher;
+use crate::revocations::Revocations;
 use crate::store::{api_keys, Conn, Db};
 use crate::tokens::Tokens;
 
@@ -28,6 +29,8 @@ pub struct Services {
     /// When API keys were last used, written in batches.
     pub key_usage: Arc<api_keys::Usage>,
     pub metrics: Arc<Metrics>,
+    /// Revoked sessions and remembered API keys, kept current from the store.
+    pub revocations: Arc<Revocations>,
 }
 
 impl Services {
@@ -44,20 +47,21 @@ impl Services {
     pub async fn begin(&self) -> sqlx::Result<Work<'_>> {
         Ok(Work {
             tx: self.db.pool().begin().await?,
-            mailer: &self.mailer,
-            metrics: &self.metrics,
+            s: self,
             mailed: false,
+            ends_access: false,
         })
     }
 }
 
-/// A transaction that knows about the mail it queued: committing it wakes
-/// the mail worker, so no flow has to remember to.
+/// A transaction that knows about the mail it queued and the access it
+/// ended: committing it wakes the mail worker, and applies the revocations
+/// on this instance before the flow answers.
 pub struct Work<'s> {
     tx: Transaction<'static, Any>,
-    mailer: &'s Mailer,
-    metrics: &'s Metrics,
+    s: &'s Services,
     mailed: bool,
+    ends_access: bool,
 }
 
 impl Work<'_> {
@@ -68,7 +72,8 @@ impl Work<'_> {
         message: Message<'_>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        self.mailer
+        self.s
+            .mailer
             .enqueue(&mut self.tx, to, message, false, now)
             .await?;
         self.mailed = true;
@@ -83,21 +88,34 @@ impl Work<'_> {
         message: Message<'_>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        self.mailer
+        self.s
+            .mailer
             .enqueue(&mut self.tx, to, message, true, now)
             .await
     }
 
     /// Records a security event with the change it belongs to.
     pub async fn audit(&mut self, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
-        self.metrics.event(event.kind);
+        self.s.metrics.event(event.kind);
         audit::record(&mut self.tx, event, now).await
+    }
+
+    /// Marks this unit of work as revoking sessions or keys (the store's
+    /// triggers log them): once committed, this instance refuses them at once.
+    pub fn ends_access(&mut self) {
+        self.ends_access = true;
     }
 
     pub async fn commit(self) -> sqlx::Result<()> {
         self.tx.commit().await?;
         if self.mailed {
-            self.mailer.wake();
+            self.s.mailer.wake();
+        }
+        if self.ends_access {
+            // Committed already: a failed read is retried by the follower within a second.
+            if let Err(e) = self.s.revocations.catch_up(&self.s.db, self.s.now()).await {
+                tracing::warn!(error = %e, "revocations not applied at once");
+            }
         }
         Ok(())
     }

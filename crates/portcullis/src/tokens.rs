@@ -33,6 +33,9 @@ pub struct AccessClaims {
     pub iat: Timestamp,
     pub nbf: Timestamp,
     pub exp: Timestamp,
+    /// Only in a user's token: the account's email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     /// Only in a machine client's token: its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<i64>,
@@ -41,10 +44,31 @@ pub struct AccessClaims {
     pub scope: Option<String>,
 }
 
+/// At most this many verified tokens are remembered; past it the cache starts again.
+const VERIFIED_CACHE: usize = 16_384;
+
+/// Whose device session an access token is for.
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub session_id: &'a str,
+    /// When the session ends: no token of it outlives it.
+    pub session_ends: Timestamp,
+}
+
+/// A signed access token and how many seconds it is valid.
+pub struct Signed {
+    pub token: String,
+    pub expires_in: i64,
+}
+
 /// Signing and verifying access tokens with the current keys, which every
 /// instance re-reads from the store (see [`Tokens::reload`]).
 pub struct Tokens {
     ring: RwLock<Arc<KeyRing>>,
+    /// Tokens whose signature and claims were checked, so that a token used
+    /// again costs a lookup instead of a signature verification.
+    verified: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -127,6 +151,7 @@ impl Tokens {
         validation.validate_nbf = false;
         Ok(Self {
             ring: RwLock::new(Arc::new(KeyRing::new(keys, secrets)?)),
+            verified: RwLock::default(),
             validation,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
@@ -145,6 +170,11 @@ impl Tokens {
         }
         let ring = Arc::new(KeyRing::new(&keys, secrets)?);
         *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring;
+        // A key that left the ring verifies nothing any more.
+        self.verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         Ok(true)
     }
 
@@ -155,20 +185,23 @@ impl Tokens {
             .clone()
     }
 
-    pub fn access_ttl(&self) -> i64 {
-        self.access_ttl
-    }
-
-    /// Signs an access token for a device session.
+    /// Signs an access token for a user's device session; it expires with
+    /// the session at the latest.
     pub fn issue(
         &self,
         secrets: &Secrets,
-        user_id: &str,
-        session_id: &str,
+        subject: Subject<'_>,
         now: Timestamp,
-    ) -> anyhow::Result<String> {
-        let claims = self.claims(secrets, user_id, session_id, self.access_ttl, now);
-        self.sign(&claims)
+    ) -> anyhow::Result<Signed> {
+        let ttl = self.access_ttl.min(subject.session_ends - now).max(0);
+        let claims = AccessClaims {
+            email: Some(subject.email.to_owned()),
+            ..self.claims(secrets, subject.user_id, subject.session_id, ttl, now)
+        };
+        Ok(Signed {
+            token: self.sign(&claims)?,
+            expires_in: ttl,
+        })
     }
 
     /// Signs an access token for a machine client's session, valid for `ttl`
@@ -207,6 +240,7 @@ impl Tokens {
             iat: now,
             nbf: now,
             exp: now + ttl,
+            email: None,
             client_id: None,
             scope: None,
         }
@@ -222,7 +256,40 @@ impl Tokens {
 
     /// Checks signature (our algorithm, our keys only), `typ`, `iss`, `aud`
     /// and lifetime. Headers such as `jku`, `x5u` or `jwk` are never followed.
-    pub fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, ApiError> {
+    /// A token verified before is looked up, not verified again; its
+    /// lifetime is checked each time.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Arc<AccessClaims>, ApiError> {
+        let known = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_signature(token)?);
+                let mut verified = self
+                    .verified
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if verified.len() >= VERIFIED_CACHE {
+                    verified.clear();
+                }
+                verified.insert(token.into(), claims.clone());
+                claims
+            }
+        };
+        if claims.nbf > now + 60 {
+            return Err(ApiError::InvalidToken);
+        }
+        if claims.exp <= now {
+            return Err(ApiError::TokenExpired);
+        }
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<AccessClaims, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| ApiError::InvalidToken)?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TYP) {
             return Err(ApiError::InvalidToken);
@@ -233,16 +300,9 @@ impl Tokens {
             .as_deref()
             .and_then(|kid| ring.verifying.get(kid))
             .ok_or(ApiError::InvalidToken)?;
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
-            .map_err(|_| ApiError::InvalidToken)?
-            .claims;
-        if claims.nbf > now + 60 {
-            return Err(ApiError::InvalidToken);
-        }
-        if claims.exp <= now {
-            return Err(ApiError::TokenExpired);
-        }
-        Ok(claims)
+        jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| ApiError::InvalidToken)
     }
 
     /// The public keys, as served at `/.well-known/jwks.json`.
@@ -284,11 +344,37 @@ mod tests {
         Tokens::from_keys(&[key], secrets, "https://iss", "https://aud", 3600).unwrap()
     }
 
+    fn subject() -> Subject<'static> {
+        Subject {
+            user_id: "usr_1",
+            email: "ada@example.com",
+            session_id: "ses_1",
+            session_ends: 1_000_000,
+        }
+    }
+
+    #[test]
+    fn no_token_outlives_its_session() {
+        let secrets = Secrets::from_key([5; 32]);
+        let tokens = tokens(&secrets);
+        let ending = Subject {
+            session_ends: 1_600,
+            ..subject()
+        };
+        let signed = tokens.issue(&secrets, ending, 1_000).unwrap();
+        assert_eq!(signed.expires_in, 600);
+        assert!(tokens.verify(&signed.token, 1_599).is_ok());
+        assert!(matches!(
+            tokens.verify(&signed.token, 1_600),
+            Err(ApiError::TokenExpired)
+        ));
+    }
+
     #[test]
     fn issued_tokens_verify_until_they_expire() {
         let secrets = Secrets::from_key([5; 32]);
         let tokens = tokens(&secrets);
-        let token = tokens.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+        let token = tokens.issue(&secrets, subject(), 1_000).unwrap().token;
         let claims = tokens.verify(&token, 1_000).unwrap();
         assert_eq!(
             (claims.sub.as_str(), claims.sid.as_str()),
@@ -307,10 +393,10 @@ mod tests {
         let key = generate(&secrets, 1_000).unwrap();
         let other_aud =
             Tokens::from_keys(&[key], &secrets, "https://iss", "https://other", 3600).unwrap();
-        let token = other_aud.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+        let token = other_aud.issue(&secrets, subject(), 1_000).unwrap().token;
         assert!(ours.verify(&token, 1_000).is_err(), "unknown kid");
         let theirs = tokens(&secrets);
-        let token = theirs.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+        let token = theirs.issue(&secrets, subject(), 1_000).unwrap().token;
         assert!(ours.verify(&token, 1_000).is_err(), "another key");
     }
 
@@ -325,7 +411,7 @@ mod tests {
         fn any_changed_character_breaks_the_token(at in any::<prop::sample::Index>(), c in "[A-Za-z0-9_.-]") {
             let secrets = Secrets::from_key([5; 32]);
             let tokens = tokens(&secrets);
-            let token = tokens.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+            let token = tokens.issue(&secrets, subject(), 1_000).unwrap().token;
             let i = at.index(token.len());
             let mut changed = token.clone();
             changed.replace_range(i..=i, &c);
@@ -343,7 +429,7 @@ mod tests {
     fn no_other_spelling_of_a_segment_end_verifies() {
         let secrets = Secrets::from_key([5; 32]);
         let tokens = tokens(&secrets);
-        let token = tokens.issue(&secrets, "usr_1", "ses_1", 1_000).unwrap();
+        let token = tokens.issue(&secrets, subject(), 1_000).unwrap().token;
         let ends = token
             .match_indices('.')
             .map(|(dot, _)| dot - 1)

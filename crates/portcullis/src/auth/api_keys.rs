@@ -5,7 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use tracing::instrument;
 
-use super::caller::{Caller, Client, KeyHolder};
+use super::caller::{Caller, Client};
+use super::recognise::KEY_HASH_KIND;
 use crate::audit::Kind;
 use crate::clock::Timestamp;
 use crate::crypto::Secrets;
@@ -17,10 +18,6 @@ use crate::store::Conn;
 
 /// Live keys one account may hold.
 pub const MAX_LIVE_KEYS: i64 = 100;
-/// A key's last use is written when it is at least this much newer than the stored one.
-const LAST_USED_RESOLUTION: i64 = 60;
-/// What the stored hash of a key is keyed with, apart from other secrets.
-const HASH_KIND: &str = "api_key";
 
 pub struct NewKey {
     pub name: KeyName,
@@ -72,7 +69,7 @@ pub async fn issue_api_key(
         id: &id,
         user_id,
         name: input.name.as_str(),
-        key_hash: &secrets.secret_hash(HASH_KIND, &key),
+        key_hash: &secrets.secret_hash(KEY_HASH_KIND, &key),
         scopes: input.scopes.as_slice(),
         expires_at: input.expires_at,
     };
@@ -114,6 +111,7 @@ pub async fn revoke_api_key(
     store::revoke(&mut work, id, Some(&caller.user_id), now)
         .await?
         .ok_or(ApiError::NotFound)?;
+    work.ends_access();
     let event = client
         .event(Kind::ApiKeyRevoked)
         .user(&caller.user_id)
@@ -121,28 +119,4 @@ pub async fn revoke_api_key(
     work.audit(event.detail(id), now).await?;
     work.commit().await?;
     Ok(())
-}
-
-/// The holder of a live key of an enabled account. Unknown, revoked and
-/// expired keys are all `AUTHENTICATION_REQUIRED`. The use is noted in
-/// memory; the last-used time is written in batches.
-pub async fn authenticate_key(s: &Services, key: &str) -> Result<KeyHolder, ApiError> {
-    if !key.starts_with("ak_") {
-        return Err(ApiError::AuthenticationRequired);
-    }
-    let now = s.now();
-    let hash = s.secrets.secret_hash(HASH_KIND, key);
-    let found = store::live(&mut *s.read().await?, &hash, now).await?;
-    let found = found.ok_or(ApiError::AuthenticationRequired)?;
-    if found
-        .last_used_at
-        .is_none_or(|at| now - at >= LAST_USED_RESOLUTION)
-    {
-        s.key_usage.record(&found.id, now);
-    }
-    Ok(KeyHolder {
-        user_id: found.user_id,
-        key_id: found.id,
-        scopes: found.scopes,
-    })
 }

@@ -1,6 +1,7 @@
 //! Who is asking: where a request came from, and the holder of a token or an API key.
 
 use crate::audit::{Event, Kind};
+use crate::clock::Timestamp;
 use crate::error::ApiError;
 
 /// Where a request came from, as recorded on its device session and in the audit log.
@@ -21,8 +22,10 @@ pub struct Caller {
 #[derive(Debug, Clone)]
 pub struct KeyHolder {
     pub user_id: String,
+    pub email: String,
     pub key_id: String,
     pub scopes: Vec<String>,
+    pub expires_at: Option<Timestamp>,
 }
 
 impl KeyHolder {

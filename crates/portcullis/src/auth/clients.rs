@@ -112,6 +112,7 @@ pub async fn client_refresh(
         Ok(Renewal::Token(token)) => token,
         Ok(Renewal::Reused) => {
             store::revoke_sessions(&mut work, client.id, Some(session), now).await?;
+            work.ends_access();
             let event = from.event(Kind::RefreshReused).client(client.id);
             work.audit(event.session(session), now).await?;
             work.commit().await?;

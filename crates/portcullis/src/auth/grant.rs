@@ -10,6 +10,7 @@ use crate::services::{Services, Work};
 use crate::store::refresh::{self, Family, Rotation};
 use crate::store::sessions;
 use crate::store::users::User;
+use crate::tokens::Subject;
 
 /// Tokens for a device session.
 #[derive(Debug, Clone)]
@@ -41,7 +42,10 @@ pub(super) async fn start_session(
         })
         .as_str()
         .to_owned();
-    sessions::revoke_device(work, &user.id, &device_id, "replaced by a new login", now).await?;
+    let replaced = "replaced by a new login";
+    if sessions::revoke_device(work, &user.id, &device_id, replaced, now).await? > 0 {
+        work.ends_access();
+    }
     let session_id = s.secrets.random_id("ses_");
     let expires_at = now + s.config.refresh_ttl.as_secs() as i64;
     let new = sessions::NewSession {
@@ -57,11 +61,17 @@ pub(super) async fn start_session(
     let refresh_token = new_refresh_token(&s.secrets);
     let hash = token_hash(&refresh_token);
     refresh::insert(work, Family::User, &hash, &session_id, expires_at, now).await?;
-    let access_token = s.tokens.issue(&s.secrets, &user.id, &session_id, now)?;
+    let subject = Subject {
+        user_id: &user.id,
+        email: &user.email,
+        session_id: &session_id,
+        session_ends: expires_at,
+    };
+    let access = s.tokens.issue(&s.secrets, subject, now)?;
     Ok(Grant {
-        access_token,
+        access_token: access.token,
         refresh_token,
-        expires_in: s.tokens.access_ttl(),
+        expires_in: access.expires_in,
         refresh_expires_in: expires_at - now,
         device_id,
         session_id,

@@ -8,17 +8,18 @@ mod clients;
 mod dev_login;
 mod email_keys;
 mod grant;
+mod introspect;
 mod limits;
 mod login;
 mod password;
+mod recognise;
 mod register;
 mod sessions;
 mod totp;
 mod two_factor;
 
 pub use api_keys::{
-    authenticate_key, create_api_key, issue_api_key, list_api_keys, revoke_api_key, CreatedKey,
-    NewKey,
+    create_api_key, issue_api_key, list_api_keys, revoke_api_key, CreatedKey, NewKey,
 };
 pub use caller::{Caller, Client, KeyHolder, Principal};
 pub use clients::{
@@ -28,8 +29,10 @@ pub use clients::{
 pub use dev_login::{dev_login, DevLogin, DevLoginOutcome};
 pub use email_keys::StepOne;
 pub use grant::Grant;
+pub use introspect::{introspect, INTROSPECT_SCOPE};
 pub use login::{login, resend, verify, Login, LoginOutcome};
 pub use password::{change_password, forgot_password, reset_password};
+pub use recognise::{authenticate, authenticate_key, identify, Credential, Identity};
 pub use register::{register, Register};
-pub use sessions::{authenticate, list_sessions, logout, logout_all, me, refresh, revoke_device};
+pub use sessions::{list_sessions, logout, logout_all, me, refresh, revoke_device};
 pub use two_factor::{disable_totp, enable_totp, setup_totp, TotpSetup};

@@ -94,6 +94,7 @@ pub async fn reset_password(
     // The code proves the address is theirs.
     users::mark_verified(&mut work, &user_id, now).await?;
     sessions::revoke_all(&mut work, &user_id, None, "password reset", now).await?;
+    work.ends_access();
     work.audit(client.event(Kind::PasswordReset).user(&user_id), now)
         .await?;
     work.commit().await?;
@@ -145,6 +146,7 @@ pub async fn change_password(
         now,
     )
     .await?;
+    work.ends_access();
     let event = client
         .event(Kind::PasswordChanged)
         .user(&user.id)

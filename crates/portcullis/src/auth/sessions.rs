@@ -13,6 +13,7 @@ use crate::services::{Services, Work};
 use crate::store::refresh::Family;
 use crate::store::sessions::{self as store, Session};
 use crate::store::users::{self, User};
+use crate::tokens::Subject;
 
 /// Exchanges a refresh token for a new access token (and, with rotation, a
 /// new refresh token). See SPEC §5 for the grace window and reuse detection.
@@ -48,6 +49,7 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
         }
         Renewal::Reused => {
             store::revoke(&mut work, session, "refresh token reuse", now).await?;
+            work.ends_access();
             let event = client
                 .event(Kind::RefreshReused)
                 .user(&user.id)
@@ -59,37 +61,23 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
     };
     work.commit().await?;
     s.metrics.refreshed(Holder::User);
-    let access_token = s
-        .tokens
-        .issue(&s.secrets, &user.id, &stored.session_id, now)?;
+    let subject = Subject {
+        user_id: &user.id,
+        email: &user.email,
+        session_id: &stored.session_id,
+        session_ends: stored.expires_at,
+    };
+    let access = s.tokens.issue(&s.secrets, subject, now)?;
     Ok(Grant {
-        access_token,
+        access_token: access.token,
         refresh_token,
-        expires_in: s.tokens.access_ttl(),
+        expires_in: access.expires_in,
         refresh_expires_in: stored.expires_at - now,
         device_id: stored.device_id,
         session_id: stored.session_id,
         user,
         issued_at: now,
     })
-}
-
-/// Checks an access token, that its session is still live and its account not disabled.
-pub async fn authenticate(s: &Services, token: &str) -> Result<Caller, ApiError> {
-    let now = s.now();
-    let claims = s.tokens.verify(token, now)?;
-    // A machine client's token is no user's.
-    if claims.client_id.is_some() {
-        return Err(ApiError::InvalidToken);
-    }
-    let user_id = store::live_user(&mut *s.read().await?, &claims.sid, now).await?;
-    match user_id {
-        Some(user_id) if user_id == claims.sub => Ok(Caller {
-            user_id,
-            session_id: claims.sid,
-        }),
-        _ => Err(ApiError::InvalidToken),
-    }
 }
 
 pub async fn me(s: &Services, user_id: &str) -> Result<User, ApiError> {
@@ -101,6 +89,7 @@ pub async fn logout(s: &Services, caller: &Caller) -> Result<(), ApiError> {
     let now = s.now();
     let mut work = s.begin().await?;
     store::revoke(&mut work, &caller.session_id, "logout", now).await?;
+    work.ends_access();
     revoked(
         &mut work,
         &caller.user_id,
@@ -119,6 +108,7 @@ pub async fn logout_all(s: &Services, who: &Principal) -> Result<u64, ApiError> 
     let mut work = s.begin().await?;
     let user_id = who.user_id();
     let count = store::revoke_all(&mut work, user_id, None, "logout everywhere", now).await?;
+    work.ends_access();
     revoked(&mut work, user_id, who.session_id(), "logout_all", now).await?;
     work.commit().await?;
     Ok(count)
@@ -150,6 +140,7 @@ pub async fn revoke_device(s: &Services, who: &Principal, device_id: &str) -> Re
     if count == 0 {
         return Err(ApiError::NotFound);
     }
+    work.ends_access();
     revoked(&mut work, user_id, who.session_id(), "revoked_device", now).await?;
     work.commit().await?;
     Ok(())

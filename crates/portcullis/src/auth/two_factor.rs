@@ -173,6 +173,7 @@ async fn changed(
     };
     let id = &caller.user_id;
     sessions::revoke_all(work, id, Some(&caller.session_id), reason, now).await?;
+    work.ends_access();
     let event = client.event(kind).user(id).session(&caller.session_id);
     work.audit(event, now).await?;
     Ok(())

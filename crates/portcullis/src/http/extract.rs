@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::auth::{self, Caller, Client, KeyHolder, Principal};
+use crate::auth::{self, Caller, Client, Credential, KeyHolder, Principal};
 use crate::error::ApiError;
 use crate::services::Services;
 use crate::store::clients::Client as MachineClient;
@@ -43,28 +43,68 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "Content-Type must be application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::InvalidJson("The request body could not be read".into())
-            }
-        })?;
+        let bytes = body(req, state).await?;
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::InvalidJson(format!("Malformed JSON: {e}")))?;
-        if !value.is_object() {
-            return Err(ApiError::InvalidJson(
-                "The request body must be a JSON object".into(),
-            ));
-        }
-        // No text the server stores or looks up may hold NUL (PostgreSQL refuses it).
-        if let Some(field) = field_with_nul(&value) {
-            return Err(ApiError::field(&field, "Must not contain NUL characters"));
-        }
-        serde_path_to_error::deserialize(value)
-            .map(ApiJson)
-            .map_err(|e| field_error(&e))
+        from_value(value).map(ApiJson)
     }
+}
+
+/// A JSON body, or a form (`application/x-www-form-urlencoded`, as OAuth
+/// clients send to introspection), read into the same type with the same errors.
+pub struct ApiJsonOrForm<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJsonOrForm<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                mime.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return ApiJson::from_request(req, state)
+                .await
+                .map(|ApiJson(body)| ApiJsonOrForm(body));
+        }
+        let bytes = body(req, state).await?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| ApiError::InvalidJson(format!("Malformed form: {e}")))?;
+        let fields = pairs
+            .into_iter()
+            .map(|(name, value)| (name, serde_json::Value::String(value)));
+        from_value(serde_json::Value::Object(fields.collect())).map(ApiJsonOrForm)
+    }
+}
+
+/// The body's bytes; over the limit is `PAYLOAD_TOO_LARGE`.
+async fn body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::InvalidJson("The request body could not be read".into())
+        }
+    })
+}
+
+/// Reads a body's JSON value into its type, naming the field of any error.
+fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::InvalidJson(
+            "The request body must be a JSON object".into(),
+        ));
+    }
+    // No text the server stores or looks up may hold NUL (PostgreSQL refuses it).
+    if let Some(field) = field_with_nul(&value) {
+        return Err(ApiError::field(&field, "Must not contain NUL characters"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| field_error(&e))
 }
 
 /// The first field whose text (or key) contains a NUL character.
@@ -138,7 +178,7 @@ impl FromRequestParts<AppState> for Bearer {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer_token(&parts.headers) {
-            return auth::authenticate(state, token).await.map(Bearer);
+            return auth::authenticate(state, token).map(Bearer);
         }
         let key = api_key(&parts.headers).ok_or(ApiError::AuthenticationRequired)?;
         auth::authenticate_key(state, key).await?;
@@ -172,7 +212,7 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let principal = match (bearer_token(&parts.headers), api_key(&parts.headers)) {
-            (Some(token), _) => Principal::Session(auth::authenticate(state, token).await?),
+            (Some(token), _) => Principal::Session(auth::authenticate(state, token)?),
             (None, Some(key)) => Principal::Key(auth::authenticate_key(state, key).await?),
             (None, None) => return Err(ApiError::AuthenticationRequired),
         };
@@ -198,6 +238,13 @@ impl FromRequestParts<AppState> for ClientBearer {
             .await
             .map(ClientBearer)
     }
+}
+
+/// The credential of a request: its bearer token, else its API key.
+pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
+    bearer_token(headers)
+        .map(Credential::AccessToken)
+        .or_else(|| api_key(headers).map(Credential::ApiKey))
 }
 
 /// The API key of a request, from `X-API-Key` or `api-key`.

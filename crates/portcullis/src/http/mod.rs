@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod auth;
+mod check;
 mod clients;
 mod dev_login;
 pub mod extract;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .merge(two_factor::router())
         .merge(api_keys::router())
         .merge(clients::router())
+        .merge(check::router())
         .merge(ops::router());
     // Off unless configured: then it does not exist, in the API or its document.
     if state.config.dev_login {

@@ -118,10 +118,28 @@ pub async fn revoke(
     .await
 }
 
+/// A live key and its account's email.
+#[derive(Debug, Clone)]
+pub struct LiveKey {
+    pub key: ApiKey,
+    pub email: String,
+}
+
+#[derive(FromRow)]
+struct LiveRow {
+    #[sqlx(flatten)]
+    key: Row,
+    email: String,
+}
+
 /// The key with this hash, if it is live and its account is not disabled.
-pub async fn live(conn: &mut Conn, key_hash: &str, now: Timestamp) -> sqlx::Result<Option<ApiKey>> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id
+pub async fn live(
+    conn: &mut Conn,
+    key_hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<Option<LiveKey>> {
+    let row: Option<LiveRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, u.email FROM api_keys k JOIN users u ON u.id = k.user_id
          WHERE k.key_hash = $1 AND k.revoked_at IS NULL
            AND (k.expires_at IS NULL OR k.expires_at > $2) AND u.disabled = 0"
     ))
@@ -129,7 +147,10 @@ pub async fn live(conn: &mut Conn, key_hash: &str, now: Timestamp) -> sqlx::Resu
     .bind(now)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(ApiKey::from))
+    Ok(row.map(|r| LiveKey {
+        key: ApiKey::from(r.key),
+        email: r.email,
+    }))
 }
 
 /// When keys were last used, gathered in memory and written in one batch,
@@ -140,8 +161,12 @@ pub struct Usage(Mutex<HashMap<String, Timestamp>>);
 impl Usage {
     pub fn record(&self, id: &str, at: Timestamp) {
         if let Ok(mut pending) = self.0.lock() {
-            let latest = pending.entry(id.to_owned()).or_insert(at);
-            *latest = (*latest).max(at);
+            match pending.get_mut(id) {
+                Some(latest) => *latest = (*latest).max(at),
+                None => {
+                    pending.insert(id.to_owned(), at);
+                }
+            }
         }
     }
 

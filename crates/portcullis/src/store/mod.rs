@@ -12,12 +12,15 @@ pub mod keys;
 pub mod outbox;
 pub mod refresh;
 pub mod retention;
+pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;
 pub mod totp;
 pub mod users;
 
+use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -35,11 +38,21 @@ enum Backend {
     Postgres,
 }
 
-/// The database: a pool and which backend it talks to.
-#[derive(Debug, Clone)]
+/// The database: a pool, which backend it talks to, and its URL (for the
+/// revocation listener's own connection; it may hold a password).
+#[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    url: Arc<str>,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish()
+    }
 }
 
 impl Db {
@@ -53,6 +66,7 @@ impl Db {
             (Backend::Postgres, url.to_owned())
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let url = Arc::from(url);
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 8,
@@ -76,7 +90,7 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, backend })
+        Ok(Db { pool, backend, url })
     }
 
     /// Applies the embedded migrations of this backend.

@@ -84,3 +84,37 @@ pub async fn rotate(
     .await?;
     Ok(at.flatten().map_or(Rotation::Gone, Rotation::RotatedAt))
 }
+
+/// An unrotated refresh token of a live session, as introspection shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveToken {
+    pub session_id: String,
+    /// The user's id, or the client's id as text.
+    pub subject: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// The token, if it is unexpired, not yet rotated and its session live.
+pub async fn live(
+    conn: &mut Conn,
+    family: Family,
+    token_hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<Option<LiveToken>> {
+    let (sessions, subject) = match family {
+        Family::User => ("sessions", "s.user_id"),
+        Family::Client => ("client_sessions", "CAST(s.client_id AS TEXT)"),
+    };
+    sqlx::query_as(&format!(
+        "SELECT r.session_id, {subject} AS subject, r.created_at, r.expires_at
+         FROM {table} r JOIN {sessions} s ON s.id = r.session_id
+         WHERE r.token_hash = $1 AND r.rotated_at IS NULL AND r.expires_at > $2
+           AND s.revoked_at IS NULL AND s.expires_at > $2",
+        table = family.table()
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}

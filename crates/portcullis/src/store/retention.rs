@@ -24,7 +24,7 @@ const ENDED_API_KEY_KEEP: i64 = 30 * DAY;
 /// `unverified_keep` seconds (with their keys); returns how many rows went.
 pub async fn purge(db: &Db, now: Timestamp, unverified_keep: i64) -> sqlx::Result<u64> {
     let ended = now - ENDED_KEEP;
-    let statements: [(&str, Timestamp); 8] = [
+    let statements: [(&str, Timestamp); 9] = [
         // Their keys go with them (ON DELETE CASCADE); they never had a session.
         (
             "DELETE FROM users WHERE verified = 0 AND created_at < $1",
@@ -57,6 +57,8 @@ pub async fn purge(db: &Db, now: Timestamp, unverified_keep: i64) -> sqlx::Resul
             "DELETE FROM api_keys WHERE revoked_at < $1 OR expires_at < $1",
             now - ENDED_API_KEY_KEEP,
         ),
+        // Instances read new revocations within seconds; a day is ample.
+        ("DELETE FROM revocations WHERE until < $1", ended),
         // Signing keys whose tokens all expired long ago (the signer has none).
         (
             "DELETE FROM signing_keys WHERE signer IS NULL AND retired_at < $1",

@@ -100,23 +100,6 @@ pub async fn insert(conn: &mut Conn, s: &NewSession<'_>, now: Timestamp) -> sqlx
     Ok(())
 }
 
-/// The user of a live session, or `None` if it is revoked, expired or
-/// unknown, or its account is disabled.
-pub async fn live_user(
-    conn: &mut Conn,
-    session_id: &str,
-    now: Timestamp,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.disabled = 0",
-    )
-    .bind(session_id)
-    .bind(now)
-    .fetch_optional(conn)
-    .await
-}
-
 pub async fn live_for_device(
     conn: &mut Conn,
     user_id: &str,
