@@ -196,7 +196,13 @@ async fn a_key_stops_working_when_revoked_expired_or_disabled(backend: Backend) 
         .execute(app.db().await.pool())
         .await
         .unwrap();
-    let (status, body) = get_with_key(&app, "/v1/auth/me", "api-key", key).await;
+    // Written behind the server's back, as the CLI does: it knows within a second.
+    let (status, body) = eventually("the disabled account's key is refused", || async {
+        let (status, body) = get_with_key(&app, "/v1/auth/me", "api-key", key).await;
+        (status == StatusCode::UNAUTHORIZED && body["error"]["code"] == "AUTHENTICATION_REQUIRED")
+            .then_some((status, body))
+    })
+    .await;
     assert_error(status, &body, 401, "AUTHENTICATION_REQUIRED");
 }
 
@@ -449,7 +455,12 @@ async fn operators_manage_keys_from_the_cli(backend: Backend) {
     let revoked = app.cli_json(&["apikey", "revoke", created["id"].as_str().unwrap()]);
     assert_eq!(revoked["revoked"], true);
     assert_eq!(revoked["user_id"], tokens["user"]["id"]);
-    let (status, body) = get_with_key(&app, "/v1/auth/me", "X-API-Key", key).await;
+    // The server learns of it within a second (it polls SQLite, hears PostgreSQL).
+    let (status, body) = eventually("the revoked key is refused", || async {
+        let (status, body) = get_with_key(&app, "/v1/auth/me", "X-API-Key", key).await;
+        (status == StatusCode::UNAUTHORIZED).then_some((status, body))
+    })
+    .await;
     assert_error(status, &body, 401, "AUTHENTICATION_REQUIRED");
 
     // Mistakes: a clear message and a failing exit.

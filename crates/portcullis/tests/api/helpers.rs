@@ -209,7 +209,14 @@ impl TestApp {
 
     /// Starts a server on this test's settings, database and clock.
     async fn serve(&self) -> (String, (oneshot::Sender<()>, JoinHandle<()>)) {
-        let config = self.settings.build().unwrap();
+        self.serve_with(&self.settings).await
+    }
+
+    async fn serve_with(
+        &self,
+        settings: &Settings,
+    ) -> (String, (oneshot::Sender<()>, JoinHandle<()>)) {
+        let config = settings.build().unwrap();
         let app = App::build_with_clock(config, self.clock.clone())
             .await
             .unwrap();
@@ -228,7 +235,17 @@ impl TestApp {
     /// A second instance on the same database, as in a cluster; it stops when the
     /// returned sender is dropped.
     pub async fn another_instance(&self) -> (String, oneshot::Sender<()>) {
-        let (base, (stop, _)) = self.serve().await;
+        self.another_instance_with(|_| {}).await
+    }
+
+    /// Another instance whose settings `configure` changes (its database URL, say).
+    pub async fn another_instance_with(
+        &self,
+        configure: impl FnOnce(&mut Settings),
+    ) -> (String, oneshot::Sender<()>) {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let (base, (stop, _)) = self.serve_with(&settings).await;
         (base, stop)
     }
 

@@ -32,7 +32,12 @@ async fn operators_list_and_end_sessions(backend: Backend) {
     let revoked = app.cli_json(&["session", "revoke", "--user", email, "--device", "phone"]);
     assert_eq!(revoked["revoked"], 1);
     let token = |t: &serde_json::Value| t["access_token"].as_str().unwrap().to_owned();
-    let (status, body) = app.get_auth("/v1/auth/me", &token(&second)).await;
+    // The server learns of it within a second (it polls SQLite, hears PostgreSQL).
+    let (status, body) = eventually("the revoked session is refused", || async {
+        let (status, body) = app.get_auth("/v1/auth/me", &token(&second)).await;
+        (status == StatusCode::UNAUTHORIZED).then_some((status, body))
+    })
+    .await;
     assert_error(status, &body, 401, "INVALID_TOKEN");
     assert_eq!(
         app.get_auth("/v1/auth/me", &token(&first)).await.0,
@@ -46,7 +51,11 @@ async fn operators_list_and_end_sessions(backend: Backend) {
         first["user"]["id"].as_str().unwrap(),
     ]);
     assert_eq!(revoked["revoked"], 1);
-    let (status, body) = app.get_auth("/v1/auth/me", &token(&first)).await;
+    let (status, body) = eventually("the revoked session is refused", || async {
+        let (status, body) = app.get_auth("/v1/auth/me", &token(&first)).await;
+        (status == StatusCode::UNAUTHORIZED).then_some((status, body))
+    })
+    .await;
     assert_error(status, &body, 401, "INVALID_TOKEN");
     assert!(app
         .cli_json(&["session", "list", "--user", email])

@@ -11,13 +11,13 @@ use tokio::task::JoinHandle;
 use crate::helpers::*;
 
 /// A TCP forwarder to PostgreSQL that can be cut and restored.
-struct Proxy {
-    port: u16,
+pub struct Proxy {
+    pub port: u16,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Proxy {
-    async fn start() -> Proxy {
+    pub async fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy = Proxy {
             port: listener.local_addr().unwrap().port(),
@@ -43,13 +43,13 @@ impl Proxy {
     }
 
     /// Refuses new connections and breaks the open ones.
-    fn cut(&self) {
+    pub fn cut(&self) {
         for task in self.tasks.lock().unwrap().drain(..) {
             task.abort();
         }
     }
 
-    async fn restore(&self) {
+    pub async fn restore(&self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
         self.serve(listener);
     }

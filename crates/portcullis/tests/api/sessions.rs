@@ -266,6 +266,11 @@ async fn instances_sharing_a_database_share_sessions_and_revocations(backend: Ba
     assert_eq!(status, StatusCode::OK, "{body}");
 
     app.post_auth("/v1/auth/logout", token, json!({})).await;
-    let (status, body) = me_on_other().await;
+    // Within a second: the other instance follows the revocation log.
+    let (status, body) = eventually("the other instance refuses the token", || async {
+        let (status, body) = me_on_other().await;
+        (status == StatusCode::UNAUTHORIZED).then_some((status, body))
+    })
+    .await;
     assert_error(status, &body, 401, "INVALID_TOKEN");
 }

@@ -14,6 +14,7 @@ both!(
     a_rotation_signs_with_the_new_key_and_keeps_the_old_one_verifying,
     another_instance_picks_up_a_rotation_within_seconds,
     instances_starting_together_make_one_key,
+    tokens_verify_in_an_independent_implementation,
 );
 
 /// The `kid` in a JWT's header.
@@ -180,4 +181,51 @@ async fn instances_starting_together_make_one_key(backend: Backend) {
         jwks_kids(&app.http, &second).await
     );
     db.close().await;
+}
+
+/// Verifies `token` with PyJWT against the keys of `/.well-known/jwks.json`,
+/// as a service in another language would; returns its claims.
+fn pyjwt_claims(jwks: &Value, token: &str, issuer: &str, audience: &str) -> Value {
+    let script = "import sys, json, jwt\n\
+        jwks = json.loads(sys.argv[1]); token = sys.argv[2]\n\
+        kid = jwt.get_unverified_header(token)['kid']\n\
+        key = jwt.PyJWK(next(k for k in jwks['keys'] if k['kid'] == kid))\n\
+        print(json.dumps(jwt.decode(token, key.key, algorithms=['EdDSA'], \
+        issuer=sys.argv[3], audience=sys.argv[4], options={'require': ['exp', 'iat', 'sub']})))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &jwks.to_string(), token, issuer, audience])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "PyJWT refused the token (pip install 'pyjwt[crypto]'; .ci/run installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn tokens_verify_in_an_independent_implementation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let tokens = app.signup("pyjwt@example.com").await;
+    let config = app.settings.build().unwrap();
+    let (_, jwks) = app.get("/.well-known/jwks.json").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let claims = pyjwt_claims(&jwks, token, &config.issuer, &config.audience);
+    let (_, me) = app.get_auth("/v1/auth/me", token).await;
+    assert_eq!(claims["sub"], me["id"]);
+    assert_eq!(claims["email"], "pyjwt@example.com");
+
+    // After a rotation, tokens of the new key verify with the published set too.
+    app.cli(&["keys", "rotate"]);
+    let old = kid(token);
+    let fresh = eventually("a token signed by the new key", || async {
+        let tokens = app.login("pyjwt@example.com", json!({})).await;
+        let token = tokens["access_token"].as_str().unwrap().to_owned();
+        (kid(&token) != old).then_some(token)
+    })
+    .await;
+    let (_, jwks) = app.get("/.well-known/jwks.json").await;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    pyjwt_claims(&jwks, &fresh, &config.issuer, &config.audience);
+    pyjwt_claims(&jwks, token, &config.issuer, &config.audience);
 }

@@ -633,9 +633,12 @@ async fn an_operator_resets_a_lost_authenticator(backend: Backend) {
     assert_eq!(printed["id"], tokens["user"]["id"]);
     assert_eq!(printed["totp_enabled"], false);
 
-    let (status, body) = app
-        .get_auth("/v1/auth/me", tokens["access_token"].as_str().unwrap())
-        .await;
+    let (status, body) = eventually("the reset account's sessions end", || async {
+        let token = tokens["access_token"].as_str().unwrap();
+        let (status, body) = app.get_auth("/v1/auth/me", token).await;
+        (status == StatusCode::UNAUTHORIZED).then_some((status, body))
+    })
+    .await;
     assert_error(status, &body, 401, "INVALID_TOKEN");
     // Password and emailed code again, no TOTP code.
     let after = app.login(email, json!({})).await;
