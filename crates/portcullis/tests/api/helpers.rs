@@ -263,6 +263,9 @@ impl TestApp {
             "database_url",
             "master_key",
             "issuer",
+            // Both processes' mail workers deliver from the one outbox.
+            "mail_transport",
+            "smtp_url",
             "live_keys_per_account",
             "login_ip_budget",
             "code_ip_budget",
