@@ -46,7 +46,7 @@ impl Services {
     /// Starts a unit of work: one transaction, in which mail may be queued.
     pub async fn begin(&self) -> sqlx::Result<Work<'_>> {
         Ok(Work {
-            tx: self.db.pool().begin().await?,
+            tx: self.db.begin().await?,
             s: self,
             mailed: false,
             ends_access: false,

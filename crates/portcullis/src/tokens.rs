@@ -2,12 +2,13 @@
 //! their keys. Refresh tokens are opaque and live in `auth::refresh`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -47,6 +48,35 @@ pub struct AccessClaims {
 /// At most this many verified tokens are remembered; past it the cache starts again.
 const VERIFIED_CACHE: usize = 16_384;
 
+/// Hashes a verified token by the end of its signature only: those bytes
+/// already tell tokens apart, and hashing the whole token (hundreds of bytes)
+/// was the dearest step of a cached check. Keys are still compared whole, and
+/// only verified tokens are stored, so a forged tail cannot crowd a bucket.
+#[derive(Default)]
+struct SignatureTail(RandomState);
+
+const TAIL: usize = 32;
+
+impl BuildHasher for SignatureTail {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+struct TailHasher(DefaultHasher);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(&bytes[bytes.len().saturating_sub(TAIL)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
 /// Whose device session an access token is for.
 pub struct Subject<'a> {
     pub user_id: &'a str,
@@ -68,7 +98,7 @@ pub struct Tokens {
     ring: RwLock<Arc<KeyRing>>,
     /// Tokens whose signature and claims were checked, so that a token used
     /// again costs a lookup instead of a signature verification.
-    verified: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+    verified: RwLock<HashMap<Box<str>, Arc<AccessClaims>, SignatureTail>>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -78,8 +108,10 @@ pub struct Tokens {
 /// The keys in use: the first signs, all verify.
 struct KeyRing {
     kids: Vec<String>,
-    kid: String,
-    signing: EncodingKey,
+    /// The signer's JWT header, encoded once.
+    header: String,
+    /// Parsed once: parsing derives the public key, which costs as much as a signature.
+    signing: Ed25519KeyPair,
     verifying: HashMap<String, DecodingKey>,
     jwks: Value,
 }
@@ -105,8 +137,10 @@ impl KeyRing {
         }
         Ok(Self {
             kids: keys.iter().map(|k| k.kid.clone()).collect(),
-            kid: newest.kid.clone(),
-            signing: EncodingKey::from_ed_der(&pkcs8),
+            header: URL_SAFE_NO_PAD
+                .encode(json!({ "alg": "EdDSA", "typ": TYP, "kid": newest.kid }).to_string()),
+            signing: Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
+                .map_err(|e| anyhow::anyhow!("malformed signing key: {e}"))?,
             verifying,
             jwks: json!({ "keys": jwks }),
         })
@@ -248,10 +282,13 @@ impl Tokens {
 
     fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
         let ring = self.ring();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some(TYP.to_owned());
-        header.kid = Some(ring.kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &ring.signing)?)
+        let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+        let signed = format!("{}.{claims}", ring.header);
+        let signature = ring.signing.sign(signed.as_bytes());
+        Ok(format!(
+            "{signed}.{}",
+            URL_SAFE_NO_PAD.encode(signature.as_ref())
+        ))
     }
 
     /// Checks signature (our algorithm, our keys only), `typ`, `iss`, `aud`

@@ -29,7 +29,7 @@ impl Admin {
             expires_at,
         };
         let secrets = self.secrets()?;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let user = self.account(&mut tx, who).await?;
         let created = auth::issue_api_key(&mut tx, &secrets, &user.id, input, now)
             .await
@@ -65,7 +65,7 @@ impl Admin {
     /// Revokes an API key by id, at once.
     pub async fn revoke_api_key(&self, id: &str) -> anyhow::Result<Report> {
         let now = SystemClock.now();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let user_id = api_keys::revoke(&mut tx, id.trim(), None, now)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no live API key with id `{id}`"))?;

@@ -50,7 +50,7 @@ impl Admin {
             scopes: scopes.as_slice(),
             allowed_ips: &allowed_ips,
         };
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let id = clients::insert(&mut tx, &new, now).await?;
         let event = Event::new(Kind::ClientCreated).client(id).detail("cli");
         audit::record(&mut tx, event, now).await?;
@@ -80,7 +80,7 @@ impl Admin {
     /// secret is in the answer, shown only then.
     pub async fn change_client(&self, id: i64, change: ClientChange) -> anyhow::Result<Report> {
         let now = SystemClock.now();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let client = clients::by_id(&mut tx, id)
             .await?
             .ok_or_else(|| no_client(id))?;

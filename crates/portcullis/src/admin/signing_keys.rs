@@ -19,7 +19,7 @@ impl Admin {
         let key = tokens::generate(&self.secrets()?, now)?;
         let longest = self.config.access_ttl.max(self.config.client_access_ttl);
         let retire_at = now + longest.as_secs() as i64 + NOTICE;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let before = signing_keys::list(&mut tx).await?;
         signing_keys::rotate(&mut tx, &key, retire_at).await?;
         tx.commit().await?;

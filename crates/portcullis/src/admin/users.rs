@@ -85,7 +85,7 @@ impl Admin {
     /// Disables (and signs out everywhere) or re-enables an account, by email or id.
     pub async fn set_disabled(&self, who: &str, disabled: bool) -> anyhow::Result<Report> {
         let now = SystemClock.now();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let id = users::set_disabled(&mut tx, &who.trim().to_lowercase(), disabled, now)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no user with email or id `{who}`"))?;
@@ -108,7 +108,7 @@ impl Admin {
     /// code and may set up TOTP again.
     pub async fn reset_totp(&self, who: &str) -> anyhow::Result<Report> {
         let now = SystemClock.now();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let user = self.account(&mut tx, who).await?;
         if !totp::disable(&mut tx, &user.id, now).await? {
             anyhow::bail!("user {} does not have TOTP enabled", user.id);
@@ -161,7 +161,7 @@ impl Admin {
     /// Ends an account's session on one device, or all of its sessions.
     pub async fn revoke_sessions(&self, who: &str, device: Option<&str>) -> anyhow::Result<Report> {
         let now = SystemClock.now();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let user = self.account(&mut tx, who).await?;
         let reason = "revoked by an operator";
         let count = match device {

@@ -74,9 +74,9 @@ pub async fn client_login(
     }
     let mut work = s.begin().await?;
     limits::refund(&mut work, &buckets).await?;
-    let grant = open_session(s, &mut work, &client, from, now).await?;
+    let opened = open_session(s, &mut work, &client, from, now).await?;
     work.commit().await?;
-    Ok(grant)
+    grant(s, &client, opened, now)
 }
 
 /// A refresh token for new tokens, rotated as users' are (SPEC §5). The
@@ -127,15 +127,40 @@ pub async fn client_refresh(
     };
     work.commit().await?;
     s.metrics.refreshed(Holder::Client);
+    let opened = Opened {
+        session_id: stored.session_id,
+        refresh_token,
+        refresh_expires_at: stored.expires_at,
+    };
+    grant(s, &client, opened, now)
+}
+
+/// A client session's refresh side, as its unit of work stored it.
+struct Opened {
+    session_id: String,
+    refresh_token: String,
+    refresh_expires_at: Timestamp,
+}
+
+/// Signs the access token of a session once its unit of work has committed:
+/// on SQLite units of work queue for the one writer, which must not wait
+/// for a signature.
+fn grant(
+    s: &Services,
+    client: &MachineClient,
+    opened: Opened,
+    now: Timestamp,
+) -> Result<ClientGrant, ApiError> {
     let ttl = s.config.client_access_ttl.as_secs() as i64;
+    let session = &opened.session_id;
     let access_token =
         s.tokens
             .issue_client(&s.secrets, client.id, &client.scopes, session, ttl, now)?;
     Ok(ClientGrant {
         access_token,
-        refresh_token,
+        refresh_token: opened.refresh_token,
         access_expires_at: now + ttl,
-        refresh_expires_at: stored.expires_at,
+        refresh_expires_at: opened.refresh_expires_at,
         client_id: client.id,
     })
 }
@@ -201,7 +226,7 @@ async fn open_session(
     client: &MachineClient,
     from: &Client,
     now: Timestamp,
-) -> Result<ClientGrant, ApiError> {
+) -> Result<Opened, ApiError> {
     let session_id = s.secrets.random_id("cls_");
     let refresh_expires_at = now + s.config.client_refresh_ttl.as_secs() as i64;
     let ip = from.ip.as_deref();
@@ -222,15 +247,9 @@ async fn open_session(
         .client(client.id)
         .session(&session_id);
     work.audit(event, now).await?;
-    let ttl = s.config.client_access_ttl.as_secs() as i64;
-    let access_token =
-        s.tokens
-            .issue_client(&s.secrets, client.id, &client.scopes, &session_id, ttl, now)?;
-    Ok(ClientGrant {
-        access_token,
+    Ok(Opened {
+        session_id,
         refresh_token,
-        access_expires_at: now + ttl,
         refresh_expires_at,
-        client_id: client.id,
     })
 }

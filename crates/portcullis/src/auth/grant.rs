@@ -25,7 +25,42 @@ pub struct Grant {
     pub issued_at: Timestamp,
 }
 
-/// Opens a device session (replacing a live one on the same device) and issues its tokens.
+/// A device session opened inside a unit of work, its access token not yet signed.
+pub(super) struct Opened {
+    pub(super) user: User,
+    pub(super) session_id: String,
+    device_id: String,
+    refresh_token: String,
+    expires_at: Timestamp,
+}
+
+impl Opened {
+    /// Signs the access token, once the unit of work has committed: on
+    /// SQLite units of work queue for the one writer, which must not wait
+    /// for a signature.
+    pub(super) fn sign(self, s: &Services, now: Timestamp) -> Result<Grant, ApiError> {
+        let subject = Subject {
+            user_id: &self.user.id,
+            email: &self.user.email,
+            session_id: &self.session_id,
+            session_ends: self.expires_at,
+        };
+        let access = s.tokens.issue(&s.secrets, subject, now)?;
+        Ok(Grant {
+            access_token: access.token,
+            refresh_token: self.refresh_token,
+            expires_in: access.expires_in,
+            refresh_expires_in: self.expires_at - now,
+            device_id: self.device_id,
+            session_id: self.session_id,
+            user: self.user,
+            issued_at: now,
+        })
+    }
+}
+
+/// Opens a device session (replacing a live one on the same device) and
+/// stores its refresh token; [`Opened::sign`] issues the access token.
 pub(super) async fn start_session(
     s: &Services,
     work: &mut Work<'_>,
@@ -33,7 +68,7 @@ pub(super) async fn start_session(
     mut device: Device,
     client: &Client,
     now: Timestamp,
-) -> Result<Grant, ApiError> {
+) -> Result<Opened, ApiError> {
     let device_id = device
         .id
         .get_or_insert_with(|| {
@@ -61,22 +96,12 @@ pub(super) async fn start_session(
     let refresh_token = new_refresh_token(&s.secrets);
     let hash = token_hash(&refresh_token);
     refresh::insert(work, Family::User, &hash, &session_id, expires_at, now).await?;
-    let subject = Subject {
-        user_id: &user.id,
-        email: &user.email,
-        session_id: &session_id,
-        session_ends: expires_at,
-    };
-    let access = s.tokens.issue(&s.secrets, subject, now)?;
-    Ok(Grant {
-        access_token: access.token,
-        refresh_token,
-        expires_in: access.expires_in,
-        refresh_expires_in: expires_at - now,
-        device_id,
-        session_id,
+    Ok(Opened {
         user,
-        issued_at: now,
+        session_id,
+        device_id,
+        refresh_token,
+        expires_at,
     })
 }
 

@@ -108,39 +108,38 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         }
     }
     limits::refund(&mut work, &buckets).await?;
-    let outcome = if needs_code {
-        let purpose = if user.verified {
-            Purpose::Login
-        } else {
-            Purpose::Register
-        };
-        let key = KeyFor {
-            user_id: Some(&user.id),
-            email: &user.email,
-            purpose,
-            device: Some(&input.device),
-            password_hash: None,
-            username: None,
-            // Checked above when enabled.
-            second_factor: user.totp_enabled,
-        };
-        let email_key = email_keys::issue(s, &mut work, &key, now).await?;
-        LoginOutcome::Code(StepOne {
-            email_key,
-            email: user.email,
-            is_register: purpose == Purpose::Register,
-        })
-    } else {
-        let grant = start_session(s, &mut work, user, input.device, client, now).await?;
+    if !needs_code {
+        let opened = start_session(s, &mut work, user, input.device, client, now).await?;
         let event = client
             .event(Kind::LoginSucceeded)
-            .user(&grant.user.id)
-            .session(&grant.session_id);
+            .user(&opened.user.id)
+            .session(&opened.session_id);
         work.audit(event.detail("password"), now).await?;
-        LoginOutcome::Tokens(Box::new(grant))
+        work.commit().await?;
+        return Ok(LoginOutcome::Tokens(Box::new(opened.sign(s, now)?)));
+    }
+    let purpose = if user.verified {
+        Purpose::Login
+    } else {
+        Purpose::Register
     };
+    let key = KeyFor {
+        user_id: Some(&user.id),
+        email: &user.email,
+        purpose,
+        device: Some(&input.device),
+        password_hash: None,
+        username: None,
+        // Checked above when enabled.
+        second_factor: user.totp_enabled,
+    };
+    let email_key = email_keys::issue(s, &mut work, &key, now).await?;
     work.commit().await?;
-    Ok(outcome)
+    Ok(LoginOutcome::Code(StepOne {
+        email_key,
+        email: user.email,
+        is_register: purpose == Purpose::Register,
+    }))
 }
 
 /// Login step 2 (and registration's): the code for tokens. `is_register`,
@@ -220,14 +219,14 @@ pub async fn verify(
     }
     // Device fields given now take precedence over those given at step 1.
     let device = device.or(key.device.unwrap_or_default());
-    let grant = start_session(s, &mut work, user, device, client, now).await?;
+    let opened = start_session(s, &mut work, user, device, client, now).await?;
     let event = client
         .event(Kind::LoginSucceeded)
-        .user(&grant.user.id)
-        .session(&grant.session_id);
+        .user(&opened.user.id)
+        .session(&opened.session_id);
     work.audit(event.detail("code"), now).await?;
     work.commit().await?;
-    Ok(grant)
+    opened.sign(s, now)
 }
 
 /// Sends a fresh code for a live key; the old code stops working. Attempts

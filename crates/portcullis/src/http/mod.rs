@@ -14,6 +14,9 @@ mod responses;
 mod sessions;
 mod two_factor;
 
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -86,9 +89,17 @@ pub struct Admission {
 /// Gives every request a trace id (in errors, in `X-Request-Id` and in its
 /// log line) and the server's clock for the errors' timestamps, holds it to
 /// its connection's [`Admission`], and logs one line per request.
+///
+/// Forward-auth is asked about every request of the team's API, which the
+/// proxy in front logs already: its requests are logged at `debug`.
 async fn request_context(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let trace_id = format!("req_{}", crate::crypto::hex(&s.secrets.random::<12>()));
-    let span = tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path());
+    let trace_id = trace_id();
+    let forward_auth = req.uri().path() == check::PATH;
+    let span = if forward_auth {
+        tracing::debug_span!("request", trace_id = %trace_id, method = %req.method(), path = check::PATH)
+    } else {
+        tracing::info_span!("request", trace_id = %trace_id, method = %req.method(), path = %req.uri().path())
+    };
     let started = Instant::now();
     let context = RequestContext {
         trace_id: trace_id.clone(),
@@ -117,7 +128,14 @@ async fn request_context(State(s): State<AppState>, req: Request, next: Next) ->
         .await;
     let took = started.elapsed();
     let status = response.status().as_u16();
-    span.in_scope(|| tracing::info!(status, latency_ms = took.as_millis() as u64, "request"));
+    let latency_ms = took.as_millis() as u64;
+    span.in_scope(|| {
+        if forward_auth {
+            tracing::debug!(status, latency_ms, "request")
+        } else {
+            tracing::info!(status, latency_ms, "request")
+        }
+    });
     let route = response.extensions().get::<MatchedPath>();
     let route = route.map_or("unmatched", MatchedPath::as_str);
     s.metrics.request(route, status, took);
@@ -125,4 +143,17 @@ async fn request_context(State(s): State<AppState>, req: Request, next: Next) ->
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// A request's trace id: 96 bits of a keyed hash of a counter (SipHash, its
+/// key drawn from the system once per process). Unique, unpredictable, and
+/// telling nothing of how many requests came before, at no system call.
+fn trace_id() -> String {
+    static KEY: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let mut bits = [0; 12];
+    bits[..8].copy_from_slice(&KEY.hash_one((n, 0u8)).to_le_bytes());
+    bits[8..].copy_from_slice(&KEY.hash_one((n, 1u8)).to_le_bytes()[..4]);
+    format!("req_{}", crate::crypto::hex(&bits))
 }

@@ -38,11 +38,19 @@ enum Backend {
     Postgres,
 }
 
-/// The database: a pool, which backend it talks to, and its URL (for the
-/// revocation listener's own connection; it may hold a password).
+/// The database: a pool for reads, one for units of work, which backend it
+/// talks to, and its URL (for the revocation listener's own connection; it
+/// may hold a password).
+///
+/// SQLite has one writer at a time, and a writer that finds the database
+/// locked sleeps in its busy handler (1 ms, then 2, 5, 10, … up to 100 ms),
+/// which collapses throughput when writers contend. So on SQLite units of
+/// work go through a pool of one connection and queue in-process, in order,
+/// beside the readers. PostgreSQL's writers run side by side: one pool.
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    writer: AnyPool,
     backend: Backend,
     url: Arc<str>,
 }
@@ -59,38 +67,58 @@ impl Db {
     /// Connects (creating a SQLite file if needed) without migrating.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = if url.starts_with("sqlite:") {
+        let (backend, url, sync) = if url.starts_with("sqlite:") {
             create_private(url)?;
-            (Backend::Sqlite, sqlite_url(url))
+            let (url, sync) = sqlite_sync(url)?;
+            (Backend::Sqlite, sqlite_url(&url), sync)
         } else {
-            (Backend::Postgres, url.to_owned())
+            (Backend::Postgres, url.to_owned(), "")
         };
         let options = AnyConnectOptions::from_str(&url)?;
         let url = Arc::from(url);
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
+        let connections = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let pool = Self::pool_of(backend, &options, sync, connections).await?;
+        let writer = match backend {
+            Backend::Sqlite => Self::pool_of(backend, &options, sync, 1).await?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+            url,
+        })
+    }
+
+    async fn pool_of(
+        backend: Backend,
+        options: &AnyConnectOptions,
+        sync: &'static str,
+        connections: u32,
+    ) -> sqlx::Result<AnyPool> {
+        AnyPoolOptions::new()
+            .max_connections(connections)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; the busy
-                        // timeout makes writers queue instead of failing; FULL
-                        // syncs each commit, so not even a power cut loses one.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
+                        // timeout makes writers of other processes queue instead
+                        // of failing; see `sqlite_sync` for the synchronous mode.
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
+                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+                        );
+                        conn.execute(pragmas.as_str()).await?;
                     }
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await?;
-        Ok(Db { pool, backend, url })
+            .connect_with(options.clone())
+            .await
     }
 
     /// Applies the embedded migrations of this backend.
@@ -120,13 +148,50 @@ impl Db {
         )
     }
 
+    /// For reads, and for the occasional write outside a unit of work.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// Starts a unit of work (see [`Db`] for why SQLite's queue in-process).
+    pub async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        self.writer.begin().await
+    }
+
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
+}
+
+/// How SQLite syncs a commit, taken out of the URL (sqlx does not know the
+/// parameter). `FULL`, the default, syncs every commit: not even a power cut
+/// loses one, and commits are bounded by the disk's sync rate (about 2,000/s
+/// on the machine of BENCHMARKS.md). `?synchronous=normal` syncs only at
+/// checkpoints: a crash of the process still loses nothing, but a power cut
+/// or a crash of the machine may undo the last commits (a logout, a password
+/// change) while leaving the database consistent.
+fn sqlite_sync(url: &str) -> anyhow::Result<(String, &'static str)> {
+    let Some((path, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), "FULL"));
+    };
+    let mut sync = "FULL";
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("synchronous=") {
+            Some(value) if value.eq_ignore_ascii_case("full") => sync = "FULL",
+            Some(value) if value.eq_ignore_ascii_case("normal") => sync = "NORMAL",
+            Some(value) => {
+                anyhow::bail!("synchronous={value} in the SQLite URL: expected `full` or `normal`")
+            }
+            None => kept.push(pair),
+        }
+    }
+    let url = match kept.is_empty() {
+        true => path.to_owned(),
+        false => format!("{path}?{}", kept.join("&")),
+    };
+    Ok((url, sync))
 }
 
 /// SQLite URLs create their file unless the operator chose a mode.
@@ -181,4 +246,25 @@ pub fn unique_violation(e: &sqlx::Error) -> Option<&'static str> {
         .into_iter()
         .find(|field| text.contains(field))
         .or(Some("unknown"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_sync;
+
+    #[test]
+    fn the_sqlite_url_chooses_how_commits_are_synced() {
+        let sync = |url| sqlite_sync(url).map_err(|e| e.to_string());
+        assert_eq!(sync("sqlite://a.db"), Ok(("sqlite://a.db".into(), "FULL")));
+        assert_eq!(
+            sync("sqlite://a.db?synchronous=normal"),
+            Ok(("sqlite://a.db".into(), "NORMAL"))
+        );
+        assert_eq!(
+            sync("sqlite://a.db?mode=rwc&synchronous=FULL"),
+            Ok(("sqlite://a.db?mode=rwc".into(), "FULL"))
+        );
+        let refused = sync("sqlite://a.db?synchronous=off").unwrap_err();
+        assert!(refused.contains("expected `full` or `normal`"), "{refused}");
+    }
 }

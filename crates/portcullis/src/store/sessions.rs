@@ -191,20 +191,30 @@ pub async fn revoke_all(
     Ok(done.rows_affected())
 }
 
+/// Notes a session's use: its address at once when it changed, its time to
+/// the minute, so that most refreshes write nothing here (a write is a
+/// synced commit, and SQLite's are one at a time).
 pub async fn touch(
     conn: &mut Conn,
     session_id: &str,
     ip: Option<&str>,
     now: Timestamp,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE sessions SET last_seen_at = $2, ip = COALESCE($3, ip) WHERE id = $1")
-        .bind(session_id)
-        .bind(now)
-        .bind(ip)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = $2, ip = COALESCE($3, ip)
+         WHERE id = $1 AND (last_seen_at <= $2 - $4 OR COALESCE(ip, '') <> COALESCE($3, ip, ''))",
+    )
+    .bind(session_id)
+    .bind(now)
+    .bind(ip)
+    .bind(LAST_SEEN_RESOLUTION)
+    .execute(conn)
+    .await?;
     Ok(())
 }
+
+/// How stale a session's last-seen time may be, in seconds.
+const LAST_SEEN_RESOLUTION: Timestamp = 60;
 
 /// A stored refresh token of a live session.
 #[derive(Debug, Clone, FromRow)]
