@@ -1,10 +1,13 @@
--- wrk: each request spends one line of the file $LINES, the lines split
--- between wrk's $THREADS threads.
---   MODE=verify   lines "email_key code", posted to /v1/auth/verify;
+-- wrk: each request takes one line of the file $LINES (the lines split
+-- between wrk's $THREADS threads) and, but for refreshes, comes from an
+-- address of its own (X-Forwarded-For; the server trusts the loopback proxy).
+--   MODE=verify   lines "email_key code", posted to /v1/auth/verify, each once;
 --   MODE=refresh  refresh tokens, posted to /v1/auth/refresh. The token each
 --                 answer hands back joins the queue: a rotated token is
 --                 followed by its successor (with rotation off, the same
---                 token comes back).
+--                 token comes back);
+--   MODE=client   lines "api_key api_secret" of machine clients, posted to
+--                 /v1/clients/auth/login in turn, over and over.
 -- A thread that runs dry sends an empty key, which counts as a non-2xx
 -- answer: bench/run.py refuses a run with any.
 local count = 0
@@ -13,10 +16,12 @@ function setup(thread)
    count = count + 1
 end
 
+local paths = { verify = "/v1/auth/verify", refresh = "/v1/auth/refresh", client = "/v1/clients/auth/login" }
+
 function init(args)
    local threads = tonumber(os.getenv("THREADS"))
    mode = os.getenv("MODE")
-   path = mode == "verify" and "/v1/auth/verify" or "/v1/auth/refresh"
+   path = paths[mode]
    queue, head, tail = {}, 1, 0
    local i = 0
    for line in io.lines(os.getenv("LINES")) do
@@ -26,7 +31,7 @@ function init(args)
       end
       i = i + 1
    end
-   wrk.headers["Content-Type"] = "application/json"
+   sent = 0
 end
 
 function request()
@@ -40,10 +45,21 @@ function request()
    if mode == "verify" then
       local key, code = item:match("(%S+) (%S+)")
       body = string.format('{"email_key":"%s","verification_code":"%s"}', key or "", code or "")
+   elseif mode == "client" then
+      local key, secret = item:match("(%S+) (%S+)")
+      body = string.format('{"username":"%s","password":"%s"}', key or "", secret or "")
+      tail = tail + 1
+      queue[tail] = item
    else
       body = string.format('{"refresh_token":"%s"}', item)
    end
-   return wrk.format("POST", path, nil, body)
+   -- A device keeps its address from one refresh to the next; logins come from everywhere.
+   sent = mode == "refresh" and 1 or sent + 1
+   local headers = {
+      ["Content-Type"] = "application/json",
+      ["X-Forwarded-For"] = string.format("10.%d.%d.%d", id, math.floor(sent / 256) % 256, sent % 256),
+   }
+   return wrk.format("POST", path, headers, body)
 end
 
 function response(status, headers, body)

@@ -44,7 +44,10 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
     );
     let refresh_token = match renewal.await? {
         Renewal::Token(token) => {
-            store::touch(&mut work, session, client.ip.as_deref(), now).await?;
+            let ip = client.ip.as_deref();
+            if !stored.seen_lately(ip, now) {
+                store::touch(&mut work, session, ip, now).await?;
+            }
             token
         }
         Renewal::Reused => {

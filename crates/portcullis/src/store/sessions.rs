@@ -191,25 +191,19 @@ pub async fn revoke_all(
     Ok(done.rows_affected())
 }
 
-/// Notes a session's use: its address at once when it changed, its time to
-/// the minute, so that most refreshes write nothing here (a write is a
-/// synced commit, and SQLite's are one at a time).
+/// Notes a session's use (see [`RefreshToken::seen_lately`] for when it is due).
 pub async fn touch(
     conn: &mut Conn,
     session_id: &str,
     ip: Option<&str>,
     now: Timestamp,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE sessions SET last_seen_at = $2, ip = COALESCE($3, ip)
-         WHERE id = $1 AND (last_seen_at <= $2 - $4 OR COALESCE(ip, '') <> COALESCE($3, ip, ''))",
-    )
-    .bind(session_id)
-    .bind(now)
-    .bind(ip)
-    .bind(LAST_SEEN_RESOLUTION)
-    .execute(conn)
-    .await?;
+    sqlx::query("UPDATE sessions SET last_seen_at = $2, ip = COALESCE($3, ip) WHERE id = $1")
+        .bind(session_id)
+        .bind(now)
+        .bind(ip)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -223,6 +217,18 @@ pub struct RefreshToken {
     pub user_id: String,
     pub device_id: String,
     pub expires_at: Timestamp,
+    last_seen_at: Timestamp,
+    ip: Option<String>,
+}
+
+impl RefreshToken {
+    /// Whether the session's use is noted already: from this address (when
+    /// known), within the last minute. Then a refresh need not write it, and
+    /// a write is a synced commit (on SQLite, one at a time).
+    pub fn seen_lately(&self, ip: Option<&str>, now: Timestamp) -> bool {
+        now - self.last_seen_at < LAST_SEEN_RESOLUTION
+            && ip.is_none_or(|ip| self.ip.as_deref() == Some(ip))
+    }
 }
 
 /// The token, if it is unexpired and its session live.
@@ -232,7 +238,7 @@ pub async fn find_refresh(
     now: Timestamp,
 ) -> sqlx::Result<Option<RefreshToken>> {
     sqlx::query_as(
-        "SELECT r.session_id, s.user_id, s.device_id, r.expires_at
+        "SELECT r.session_id, s.user_id, s.device_id, r.expires_at, s.last_seen_at, s.ip
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
          WHERE r.token_hash = $1 AND r.expires_at > $2 AND s.revoked_at IS NULL AND s.expires_at > $2",
     )
