@@ -101,7 +101,9 @@ struct Jwk {
 impl Guard {
     /// A guard for tokens of the server at `base_url` with this `iss` and
     /// `aud` (Portcullis's `PORTCULLIS_ISSUER` and audience; both default to
-    /// its public URL). Keys are refetched at most every 30 s.
+    /// its public URL). Keys are refetched at most every 30 s, and a fetch
+    /// gives up after 10 s (5 s to connect), so that a Portcullis that hangs
+    /// cannot hold the requests that wait for its keys.
     pub fn new(base_url: &str, issuer: &str, audience: &str) -> Guard {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
@@ -110,7 +112,11 @@ impl Guard {
         validation.validate_nbf = true;
         validation.leeway = 60;
         Guard {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
             jwks_url: format!("{}/.well-known/jwks.json", base_url.trim_end_matches('/')),
             validation,
             refetch_floor: Duration::from_secs(30),
