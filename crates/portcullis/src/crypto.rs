@@ -111,6 +111,13 @@ impl Secrets {
         random_bytes(&self.rng)
     }
 
+    /// A random (version 4) UUID, as email keys and generated device ids are.
+    pub fn random_uuid(&self) -> String {
+        uuid::Builder::from_random_bytes(self.random())
+            .into_uuid()
+            .to_string()
+    }
+
     /// `prefix` followed by 32 hex digits of randomness (ids such as `usr_…`).
     pub fn random_id(&self, prefix: &str) -> String {
         format!("{prefix}{}", hex(&self.random::<16>()))

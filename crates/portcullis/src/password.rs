@@ -61,11 +61,17 @@ pub fn check_policy(password: &SecretString, min_length: usize) -> Result<(), Ap
     Ok(())
 }
 
+/// OWASP's argon2id parameters, which every password hash here uses:
+/// 19 MiB, two passes, one lane.
+pub fn params() -> anyhow::Result<Params> {
+    Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow!("argon2 params: {e}"))
+}
+
 /// Hashes and verifies passwords on `concurrency` threads of its own, so no
 /// more argon2 computations than that ever run at once, whatever happens to
 /// the requests that asked for them.
 pub struct Hasher {
-    /// OWASP: argon2id, 19 MiB, two passes, one lane.
+    /// See [`params`].
     params: Params,
     /// Hashes running or queued; beyond it the server answers 503. A place is
     /// held by the job, not the request: it returns when the hash ends, not
@@ -83,8 +89,7 @@ type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 impl Hasher {
     /// Starts `concurrency` hashing threads; `queue` more hashes may wait.
     pub fn new(concurrency: usize, queue: usize) -> anyhow::Result<Self> {
-        let params =
-            Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow!("argon2 params: {e}"))?;
+        let params = params()?;
         let (jobs, queued) = flume::unbounded();
         let gauge = Arc::new(Gauge::default());
         for n in 0..concurrency {

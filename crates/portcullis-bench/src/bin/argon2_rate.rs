@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Version};
 
 fn main() -> anyhow::Result<()> {
     let seconds: f64 = std::env::args()
@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(5.0);
     let threads = std::thread::available_parallelism()?.get();
-    let params = Params::new(19 * 1024, 2, 1, Some(32)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let params = portcullis::password::params()?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let workers: Vec<_> = (0..threads)

@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for (batch, chunk) in ids.chunks(BATCH).enumerate() {
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.begin().await?;
         for (i, id) in chunk.iter().enumerate() {
             let email = format!("bench{}@example.com", batch * BATCH + i);
             let user = NewUser {
@@ -72,12 +72,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut lines = String::new();
-    for batch in (0..keys).collect::<Vec<_>>().chunks(BATCH) {
-        let mut tx = db.pool().begin().await?;
-        for &n in batch {
-            let email_key = uuid::Builder::from_random_bytes(secrets.random())
-                .into_uuid()
-                .to_string();
+    for first in (0..keys).step_by(BATCH) {
+        let mut tx = db.begin().await?;
+        for n in first..keys.min(first + BATCH) {
+            let email_key = secrets.random_uuid();
             let code = secrets.random_code(config.code_digits);
             let key = NewKey {
                 email_key: &email_key,
@@ -100,9 +98,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mut lines = String::new();
     let device = Device::default();
-    for batch in (0..sessions).collect::<Vec<_>>().chunks(BATCH) {
-        let mut tx = db.pool().begin().await?;
-        for &n in batch {
+    for first in (0..sessions).step_by(BATCH) {
+        let mut tx = db.begin().await?;
+        for n in first..sessions.min(first + BATCH) {
             let session_id = secrets.random_id("ses_");
             let expires_at = now + 86_400;
             let session = NewSession {

@@ -48,9 +48,7 @@ pub(super) async fn issue(
     key: &KeyFor<'_>,
     now: Timestamp,
 ) -> Result<String, ApiError> {
-    let email_key = uuid::Builder::from_random_bytes(s.secrets.random())
-        .into_uuid()
-        .to_string();
+    let email_key = s.secrets.random_uuid();
     let code = s.secrets.random_code(digits(s, key.purpose));
     let code_hash = match key.user_id {
         Some(_) => s.secrets.code_hash(&email_key, &code),

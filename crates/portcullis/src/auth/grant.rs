@@ -71,10 +71,7 @@ pub(super) async fn start_session(
 ) -> Result<Opened, ApiError> {
     let device_id = device
         .id
-        .get_or_insert_with(|| {
-            let generated = uuid::Builder::from_random_bytes(s.secrets.random()).into_uuid();
-            Label::trusted(generated.to_string())
-        })
+        .get_or_insert_with(|| Label::trusted(s.secrets.random_uuid()))
         .as_str()
         .to_owned();
     let replaced = "replaced by a new login";
