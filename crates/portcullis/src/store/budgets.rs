@@ -6,6 +6,16 @@ use super::Conn;
 use crate::clock::Timestamp;
 use crate::config::Budget;
 
+/// The condition for a try to be there, on the bucket's row with `$2` now,
+/// `$3` the start of the window that ends now and `$4` the tries: a window
+/// that started at or before `$3` is over, and the count starts again.
+macro_rules! available {
+    () => {
+        "(budgets.window_start <= $3 OR budgets.spent < $4)
+         AND (budgets.locked_until IS NULL OR budgets.locked_until <= $2)"
+    };
+}
+
 /// Spends one try of `bucket`. `None` when it was spent; otherwise the
 /// seconds until a try is available again (the window ends or a lock lifts).
 pub async fn spend(
@@ -14,18 +24,17 @@ pub async fn spend(
     budget: Budget,
     now: Timestamp,
 ) -> sqlx::Result<Option<i64>> {
-    // A window that started at or before `$3` is over: the count starts again.
     // The conditional update runs on the row as it is after any concurrent
     // spender has committed, so the count is exact.
-    let spent: Option<i64> = sqlx::query_scalar(
+    let spent: Option<i64> = sqlx::query_scalar(concat!(
         "INSERT INTO budgets (bucket, window_start, spent) VALUES ($1, $2, 1)
          ON CONFLICT (bucket) DO UPDATE SET
              spent = CASE WHEN budgets.window_start <= $3 THEN 1 ELSE budgets.spent + 1 END,
              window_start = CASE WHEN budgets.window_start <= $3 THEN $2 ELSE budgets.window_start END
-         WHERE (budgets.window_start <= $3 OR budgets.spent < $4)
-           AND (budgets.locked_until IS NULL OR budgets.locked_until <= $2)
-         RETURNING spent",
-    )
+         WHERE ",
+        available!(),
+        " RETURNING spent"
+    ))
     .bind(bucket)
     .bind(now)
     .bind(now - budget.window)
@@ -35,25 +44,62 @@ pub async fn spend(
     if spent.is_some() {
         return Ok(None);
     }
-    let (window_start, locked_until): (Timestamp, Option<Timestamp>) =
+    let (window_start, locked_until) =
         sqlx::query_as("SELECT window_start, locked_until FROM budgets WHERE bucket = $1")
             .bind(bucket)
             .fetch_one(conn)
             .await?;
-    let window_ends = window_start + budget.window;
-    let wait = locked_until.map_or(window_ends, |until| until.max(window_ends)) - now;
-    Ok(Some(wait.max(1)))
+    Ok(Some(wait(budget, window_start, locked_until, now)))
 }
 
-/// A success: the try it spent is given back and any run of failures ends.
-pub async fn refund(conn: &mut Conn, bucket: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE budgets SET spent = CASE WHEN spent > 0 THEN spent - 1 ELSE 0 END, streak = 0
-         WHERE bucket = $1",
-    )
+/// Whether a try of `bucket` is there, without spending it: `None` when it
+/// is, otherwise the seconds until one is.
+pub async fn check(
+    conn: &mut Conn,
+    bucket: &str,
+    budget: Budget,
+    now: Timestamp,
+) -> sqlx::Result<Option<i64>> {
+    let empty: Option<(Timestamp, Option<Timestamp>)> = sqlx::query_as(concat!(
+        "SELECT window_start, locked_until FROM budgets WHERE bucket = $1 AND NOT (",
+        available!(),
+        ")"
+    ))
     .bind(bucket)
-    .execute(conn)
+    .bind(now)
+    .bind(now - budget.window)
+    .bind(budget.tries)
+    .fetch_optional(conn)
     .await?;
+    Ok(empty.map(|(window_start, locked_until)| wait(budget, window_start, locked_until, now)))
+}
+
+/// Seconds until an empty bucket has a try again.
+fn wait(
+    budget: Budget,
+    window_start: Timestamp,
+    locked_until: Option<Timestamp>,
+    now: Timestamp,
+) -> i64 {
+    let window_ends = window_start + budget.window;
+    let until = locked_until.map_or(window_ends, |until| until.max(window_ends));
+    (until - now).max(1)
+}
+
+/// A success: each bucket gets the try it spent back, and its run of
+/// failures ends.
+pub async fn refund(conn: &mut Conn, buckets: &[String]) -> sqlx::Result<()> {
+    let placeholders: Vec<String> = (1..=buckets.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "UPDATE budgets SET spent = CASE WHEN spent > 0 THEN spent - 1 ELSE 0 END, streak = 0
+         WHERE bucket IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for bucket in buckets {
+        query = query.bind(bucket);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

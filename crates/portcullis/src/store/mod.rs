@@ -16,6 +16,7 @@ pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;
 pub mod totp;
+mod unit;
 pub mod users;
 
 use std::fmt;
@@ -25,9 +26,10 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use sqlx::AnyConnection as Conn;
+pub use unit::Unit;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -38,19 +40,20 @@ enum Backend {
     Postgres,
 }
 
-/// The database: a pool for reads, one for units of work, which backend it
-/// talks to, and its URL (for the revocation listener's own connection; it
-/// may hold a password).
+/// The database: a pool for reads (and PostgreSQL's units of work), SQLite's
+/// writer, which backend it talks to, and its URL (for the revocation
+/// listener's own connection; it may hold a password).
 ///
 /// SQLite has one writer at a time, and a writer that finds the database
 /// locked sleeps in its busy handler (1 ms, then 2, 5, 10, … up to 100 ms),
 /// which collapses throughput when writers contend. So on SQLite units of
-/// work go through a pool of one connection and queue in-process, in order,
-/// beside the readers. PostgreSQL's writers run side by side: one pool.
+/// work queue in-process, in order, for one writer connection beside the
+/// readers, and commit in groups (see [`unit`]). PostgreSQL's writers run
+/// side by side: one pool.
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
-    writer: AnyPool,
+    writer: Option<Arc<unit::Group>>,
     backend: Backend,
     url: Arc<str>,
 }
@@ -82,8 +85,12 @@ impl Db {
         };
         let pool = Self::pool_of(backend, &options, sync, connections).await?;
         let writer = match backend {
-            Backend::Sqlite => Self::pool_of(backend, &options, sync, 1).await?,
-            Backend::Postgres => pool.clone(),
+            Backend::Sqlite => {
+                let mut conn = options.connect().await?;
+                conn.execute(sqlite_pragmas(sync).as_str()).await?;
+                Some(Arc::new(unit::Group::new(conn)))
+            }
+            Backend::Postgres => None,
         };
         Ok(Db {
             pool,
@@ -105,14 +112,7 @@ impl Db {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; the busy
-                        // timeout makes writers of other processes queue instead
-                        // of failing; see `sqlite_sync` for the synchronous mode.
-                        let pragmas = format!(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
-                        );
-                        conn.execute(pragmas.as_str()).await?;
+                        conn.execute(sqlite_pragmas(sync).as_str()).await?;
                     }
                     Ok(())
                 })
@@ -154,14 +154,29 @@ impl Db {
     }
 
     /// Starts a unit of work (see [`Db`] for why SQLite's queue in-process).
-    pub async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
-        self.writer.begin().await
+    pub async fn begin(&self) -> sqlx::Result<Unit> {
+        match &self.writer {
+            Some(writer) => writer.begin().await,
+            None => Ok(self.pool.begin().await?.into()),
+        }
     }
 
     pub async fn close(&self) {
-        self.writer.close().await;
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
+}
+
+/// WAL lets readers run beside the one writer; the busy timeout makes writers
+/// of other processes queue instead of failing; see `sqlite_sync` for the
+/// synchronous mode.
+fn sqlite_pragmas(sync: &str) -> String {
+    format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
+         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+    )
 }
 
 /// How SQLite syncs a commit, taken out of the URL (sqlx does not know the

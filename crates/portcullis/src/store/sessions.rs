@@ -1,7 +1,10 @@
 //! Device sessions and their refresh tokens.
 
+use std::sync::LazyLock;
+
 use sqlx::FromRow;
 
+use super::users::{self, User};
 use super::Conn;
 use crate::clock::Timestamp;
 use crate::domain::{Device, Label, Platform};
@@ -214,7 +217,6 @@ const LAST_SEEN_RESOLUTION: Timestamp = 60;
 #[derive(Debug, Clone, FromRow)]
 pub struct RefreshToken {
     pub session_id: String,
-    pub user_id: String,
     pub device_id: String,
     pub expires_at: Timestamp,
     last_seen_at: Timestamp,
@@ -231,19 +233,33 @@ impl RefreshToken {
     }
 }
 
-/// The token, if it is unexpired and its session live.
+/// The token, if it is unexpired and its session live, with its account.
 pub async fn find_refresh(
     conn: &mut Conn,
     token_hash: &str,
     now: Timestamp,
-) -> sqlx::Result<Option<RefreshToken>> {
-    sqlx::query_as(
-        "SELECT r.session_id, s.user_id, s.device_id, r.expires_at, s.last_seen_at, s.ip
-         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
-         WHERE r.token_hash = $1 AND r.expires_at > $2 AND s.revoked_at IS NULL AND s.expires_at > $2",
-    )
-    .bind(token_hash)
-    .bind(now)
-    .fetch_optional(conn)
-    .await
+) -> sqlx::Result<Option<(RefreshToken, User)>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT r.session_id, s.device_id, r.expires_at, s.last_seen_at, s.ip, {}
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+                 JOIN users u ON u.id = s.user_id
+             WHERE r.token_hash = $1 AND r.expires_at > $2
+               AND s.revoked_at IS NULL AND s.expires_at > $2",
+            users::COLUMNS
+        )
+    });
+    #[derive(FromRow)]
+    struct Found {
+        #[sqlx(flatten)]
+        token: RefreshToken,
+        #[sqlx(flatten)]
+        user: users::Row,
+    }
+    let found: Option<Found> = sqlx::query_as(&SQL)
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.map(|f| (f.token, f.user.into())))
 }

@@ -22,7 +22,7 @@ pub struct User {
 
 /// A `users` row as stored: flags are 0/1 integers on both backends.
 #[derive(FromRow)]
-struct Row {
+pub(super) struct Row {
     id: String,
     email: String,
     username: Option<String>,
@@ -53,15 +53,16 @@ impl From<Row> for User {
 }
 
 async fn one(conn: &mut Conn, filter: &str, value: &str) -> sqlx::Result<Option<User>> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE {filter}"))
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users u WHERE {filter}"))
         .bind(value)
         .fetch_optional(conn)
         .await?;
     Ok(row.map(User::from))
 }
 
-const COLUMNS: &str =
-    "id, email, username, name, password_hash, verified, disabled, totp_enabled, totp_secret, created_at";
+/// The columns of [`Row`], of the table named `u`.
+pub(super) const COLUMNS: &str = "u.id, u.email, u.username, u.name, u.password_hash, u.verified, \
+     u.disabled, u.totp_enabled, u.totp_secret, u.created_at";
 
 pub struct NewUser<'a> {
     pub id: &'a str,
@@ -109,7 +110,7 @@ pub async fn by_login(conn: &mut Conn, login: &str) -> sqlx::Result<Option<User>
 
 pub async fn list(conn: &mut Conn) -> sqlx::Result<Vec<User>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM users ORDER BY created_at, email"
+        "SELECT {COLUMNS} FROM users u ORDER BY created_at, email"
     ))
     .fetch_all(conn)
     .await?;
