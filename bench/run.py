@@ -6,6 +6,7 @@ last one. Run it through bench/run.sh, which builds and installs what it needs.
 
     bench/run.sh            # 10 s per path
     bench/run.sh --smoke    # 1 s per path, debug build: CI runs it so it cannot rot
+    bench/run.sh --store sqlite --path verify --path refresh --seconds 5
 """
 
 import argparse
@@ -48,6 +49,8 @@ def main():
     parser.add_argument("--seconds", type=int, help="per path (default 10, smoke 1)")
     parser.add_argument("--store", choices=STORES, action="append",
                         help="only this store (repeatable)")
+    parser.add_argument("--path", action="append",
+                        help="only the paths whose name contains this (repeatable)")
     args = parser.parse_args()
     seconds = args.seconds or (1 if args.smoke else 10)
     bin_dir = ROOT / "target" / ("debug" if args.smoke else "release")
@@ -57,14 +60,17 @@ def main():
     with tempfile.TemporaryDirectory(prefix="portcullis-bench-") as tmp:
         tmp = Path(tmp)
         for store in stores:
-            rows += bench_store(store, bin_dir, tmp / store, seconds)
+            rows += bench_store(store, bin_dir, tmp / store, seconds, args.path)
     print_table(rows, seconds, args.smoke)
     # A smoke run only shows that the benchmark still runs; its figures mean nothing.
     if any(r.get("invalid") for r in rows) and not args.smoke:
         sys.exit("bench: some runs had errors (see the table)")
 
 
-def bench_store(store, bin_dir, tmp, seconds):
+def bench_store(store, bin_dir, tmp, seconds, paths):
+    def wanted(name):
+        return not paths or any(p in name for p in paths)
+
     tmp.mkdir(parents=True)
     database = create_database(store, tmp)
     env = {
@@ -90,8 +96,9 @@ def bench_store(store, bin_dir, tmp, seconds):
         # Rotation off first: the seeded refresh tokens stay unrotated for the run with it on.
         server = Server(bin_dir, tmp, {**env, "PORTCULLIS_REFRESH_ROTATION": "false"})
         refresh = str(tmp / "refresh.txt")
-        rows.append(server.load(store, "refresh, rotation off", seconds, 32, "/v1/auth/refresh",
-                                script="spend.lua", env={"MODE": "refresh", "LINES": refresh}))
+        if wanted("refresh, rotation off"):
+            rows.append(server.load(store, "refresh, rotation off", seconds, 32, "/v1/auth/refresh",
+                                    script="spend.lua", env={"MODE": "refresh", "LINES": refresh}))
         server.stop()
 
         server = Server(bin_dir, tmp, env)
@@ -111,32 +118,38 @@ def bench_store(store, bin_dir, tmp, seconds):
 
         # The machine's argon2id rate drifts from minute to minute: measured on
         # either side of the login run, and averaged.
-        before = argon2_rate(bin_dir, seconds)
-        row = server.load(store, "login step 1 (argon2id)", seconds, 2 * HASH_CONCURRENCY, "/v1/auth/login",
-                          script="post.lua",
-                          env={"BODY": json.dumps({"email_or_username": "bench0@example.com",
-                                                   "password": PASSWORD})})
-        argon2 = (before + argon2_rate(bin_dir, seconds)) / 2
-        row.update(target=f">= 0.9 x argon2id ({argon2:.1f}/s)", ratio=row["rps"] / argon2)
-        row["ok"] = row["ratio"] >= 0.9 and row["rss"] < floor
-        rows.append(row)
-        row = server.load(store, "verify (email code)", seconds, 32, "/v1/auth/verify",
-                          script="spend.lua", env={"MODE": "verify", "LINES": str(tmp / "verify.txt")})
-        rows.append(target(row, per_s))
-        row = server.load(store, "refresh, rotation on", seconds, 32, "/v1/auth/refresh",
-                          script="spend.lua", env={"MODE": "refresh", "LINES": refresh})
-        rows.append(target(row, per_s))
-        rows.append(server.load(store, "me (Bearer)", seconds, 32, "/v1/auth/me", headers=[bearer]))
-        row = server.load(store, "client login", seconds, 32, "/v1/clients/auth/login",
-                          script="spend.lua", env={"MODE": "client", "LINES": str(tmp / "clients.txt")})
-        rows.append(target(row, 3000))
-        # Like argon2id's, the bare handler's rate is measured on either side.
-        before = bare_axum(bin_dir, seconds)
-        row = server.load(store, "check (Bearer JWT)", seconds, 64, "/v1/auth/check", headers=[bearer])
-        bare = (before + bare_axum(bin_dir, seconds)) / 2
-        row.update(target=f">= 0.6 x bare axum ({bare:,.0f}/s), p99 < 5 ms", ratio=row["rps"] / bare)
-        row["ok"] = row["ratio"] >= 0.6 and row["p99"] < 5.0
-        rows.append(row)
+        if wanted("login step 1 (argon2id)"):
+            before = argon2_rate(bin_dir, seconds)
+            row = server.load(store, "login step 1 (argon2id)", seconds, 2 * HASH_CONCURRENCY,
+                              "/v1/auth/login", script="post.lua",
+                              env={"BODY": json.dumps({"email_or_username": "bench0@example.com",
+                                                       "password": PASSWORD})})
+            argon2 = (before + argon2_rate(bin_dir, seconds)) / 2
+            row.update(target=f">= 0.9 x argon2id ({argon2:.1f}/s)", ratio=row["rps"] / argon2)
+            row["ok"] = row["ratio"] >= 0.9 and row["rss"] < floor
+            rows.append(row)
+        if wanted("verify (email code)"):
+            row = server.load(store, "verify (email code)", seconds, 32, "/v1/auth/verify",
+                              script="spend.lua", env={"MODE": "verify", "LINES": str(tmp / "verify.txt")})
+            rows.append(target(row, per_s))
+        if wanted("refresh, rotation on"):
+            row = server.load(store, "refresh, rotation on", seconds, 32, "/v1/auth/refresh",
+                              script="spend.lua", env={"MODE": "refresh", "LINES": refresh})
+            rows.append(target(row, per_s))
+        if wanted("me (Bearer)"):
+            rows.append(server.load(store, "me (Bearer)", seconds, 32, "/v1/auth/me", headers=[bearer]))
+        if wanted("client login"):
+            row = server.load(store, "client login", seconds, 32, "/v1/clients/auth/login",
+                              script="spend.lua", env={"MODE": "client", "LINES": str(tmp / "clients.txt")})
+            rows.append(target(row, 3000))
+        if wanted("check (Bearer JWT)"):
+            # Like argon2id's, the bare handler's rate is measured on either side.
+            before = bare_axum(bin_dir, seconds)
+            row = server.load(store, "check (Bearer JWT)", seconds, 64, "/v1/auth/check", headers=[bearer])
+            bare = (before + bare_axum(bin_dir, seconds)) / 2
+            row.update(target=f">= 0.6 x bare axum ({bare:,.0f}/s), p99 < 5 ms", ratio=row["rps"] / bare)
+            row["ok"] = row["ratio"] >= 0.6 and row["p99"] < 5.0
+            rows.append(row)
 
         time.sleep(5)  # the hashing threads give their memory back after 2 s
         rss = server.rss()

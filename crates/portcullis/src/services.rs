@@ -5,7 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, Transaction};
+use sqlx::Any;
 
 use crate::audit::{self, Event};
 use crate::clock::{Clock, Timestamp};
@@ -15,7 +15,7 @@ use crate::mail::{Mailer, Message};
 use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::revocations::Revocations;
-use crate::store::{api_keys, Conn, Db};
+use crate::store::{api_keys, Conn, Db, Unit};
 use crate::tokens::Tokens;
 
 pub struct Services {
@@ -58,7 +58,7 @@ impl Services {
 /// ended: committing it wakes the mail worker, and applies the revocations
 /// on this instance before the flow answers.
 pub struct Work<'s> {
-    tx: Transaction<'static, Any>,
+    tx: Unit,
     s: &'s Services,
     mailed: bool,
     ends_access: bool,

@@ -8,7 +8,7 @@ use tracing::instrument;
 
 use super::caller::{Client, Who};
 use super::grant::{renew, Renewal};
-use super::limits;
+use super::limits::{self, Bucket};
 use crate::audit::{Event, Kind};
 use crate::clock::Timestamp;
 use crate::crypto::{ct_eq, new_refresh_token, token_hash};
@@ -40,8 +40,9 @@ pub struct ClientGrant {
 /// The API key and secret for tokens. The secret is high-entropy: a keyed
 /// hash compared in constant time suffices, and an unknown key is compared
 /// against a hash that nothing matches, so both fail alike. Then the status,
-/// then the allowlist. A try of the client's and the IP's budgets is spent
-/// first and given back on success.
+/// then the allowlist. The client's and the IP's budgets must have a try
+/// left; a refusal spends one before it is answered, and a success costs
+/// them nothing (see [`limits::check`]).
 #[instrument(skip_all)]
 pub async fn client_login(
     s: &Services,
@@ -58,7 +59,7 @@ pub async fn client_login(
         user_id: None,
         device_id: None,
     };
-    limits::spend_now(s, &buckets, who, now).await?;
+    limits::check(s, &buckets, who, now).await?;
     let presented = s.secrets.secret_hash(SECRET_KIND, secret);
     let stored = found.as_ref().map_or(NO_CLIENT, |c| c.secret_hash.as_str());
     let matches = ct_eq(&presented, stored);
@@ -66,14 +67,13 @@ pub async fn client_login(
         Some(client) if matches => client,
         other => {
             let refusal = ApiError::ClientUnauthorized(INVALID_CREDENTIALS);
-            return Err(refused(s, from, other.map(|c| c.id), refusal, now).await?);
+            return Err(refused(s, &buckets, who, other.map(|c| c.id), refusal, now).await?);
         }
     };
     if let Err(refusal) = admission(&client, from) {
-        return Err(refused(s, from, Some(client.id), refusal, now).await?);
+        return Err(refused(s, &buckets, who, Some(client.id), refusal, now).await?);
     }
     let mut work = s.begin().await?;
-    limits::refund(&mut work, &buckets).await?;
     let opened = open_session(s, &mut work, &client, from, now).await?;
     work.commit().await?;
     grant(s, &client, opened, now)
@@ -199,10 +199,12 @@ fn admission(client: &MachineClient, from: &Client) -> Result<(), ApiError> {
     }
 }
 
-/// Audits a refused login (the budget try it spent stays spent) and returns the refusal.
+/// Spends a try of each of the login's buckets and audits the refusal, which
+/// it returns; an empty bucket answers with its 429 instead.
 async fn refused(
     s: &Services,
-    from: &Client,
+    buckets: &[Bucket<'_>],
+    who: Who<'_>,
     client_id: Option<i64>,
     refusal: ApiError,
     now: Timestamp,
@@ -212,12 +214,15 @@ async fn refused(
         ApiError::ClientForbidden => "ip_not_allowed",
         _ => "invalid_credentials",
     };
-    let mut event = from.event(Kind::ClientLoginFailed);
-    event.client_id = client_id;
     let mut work = s.begin().await?;
-    work.audit(event.detail(detail), now).await?;
+    let spent = limits::spend(s, &mut work, buckets, who, now).await;
+    if spent.is_ok() {
+        let mut event = who.client.event(Kind::ClientLoginFailed);
+        event.client_id = client_id;
+        work.audit(event.detail(detail), now).await?;
+    }
     work.commit().await?;
-    Ok(refusal)
+    spent.map(|()| refusal)
 }
 
 async fn open_session(

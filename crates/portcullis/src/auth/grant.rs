@@ -69,13 +69,16 @@ pub(super) async fn start_session(
     client: &Client,
     now: Timestamp,
 ) -> Result<Opened, ApiError> {
+    // A device named by the client replaces its earlier session; one named
+    // here is new.
+    let named = device.id.is_some();
     let device_id = device
         .id
         .get_or_insert_with(|| Label::trusted(s.secrets.random_uuid()))
         .as_str()
         .to_owned();
     let replaced = "replaced by a new login";
-    if sessions::revoke_device(work, &user.id, &device_id, replaced, now).await? > 0 {
+    if named && sessions::revoke_device(work, &user.id, &device_id, replaced, now).await? > 0 {
         work.ends_access();
     }
     let session_id = s.secrets.random_id("ses_");

@@ -154,8 +154,33 @@ pub(super) async fn spend_now(
 
 /// A success: each bucket gets its try back and its run of failures ends.
 pub(super) async fn refund(work: &mut Work<'_>, buckets: &[Bucket<'_>]) -> sqlx::Result<()> {
-    for bucket in buckets {
-        budgets::refund(work, &bucket.key()).await?;
+    let keys: Vec<String> = buckets.iter().map(|bucket| bucket.key()).collect();
+    budgets::refund(work, &keys).await
+}
+
+/// Like [`spend_now`], but reads instead of spending: a request that is then
+/// refused must [`spend`] before it is answered, and one that succeeds costs
+/// its buckets nothing. Only for secrets too long to guess (client secrets):
+/// every failure is still counted atomically and none is answered once a
+/// bucket is empty, while requests already past this check when it empties
+/// can only succeed, with the right secret.
+pub(super) async fn check(
+    s: &Services,
+    buckets: &[Bucket<'_>],
+    who: Who<'_>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let mut conn = s.read().await?;
+    for &bucket in buckets {
+        let key = bucket.key();
+        if let Some(retry_after) = budgets::check(&mut conn, &key, bucket.budget(s), now).await? {
+            drop(conn);
+            let mut work = s.begin().await?;
+            let event = who.event(Kind::BudgetExhausted).detail(bucket.name());
+            work.audit(event, now).await?;
+            work.commit().await?;
+            return Err(bucket.exhausted(retry_after));
+        }
     }
     Ok(())
 }

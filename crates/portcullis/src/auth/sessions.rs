@@ -21,15 +21,10 @@ use crate::tokens::Subject;
 pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant, ApiError> {
     let now = s.now();
     let hash = token_hash(token);
-    let mut conn = s.read().await?;
-    let stored = store::find_refresh(&mut conn, &hash, now)
+    let (stored, user) = store::find_refresh(&mut *s.read().await?, &hash, now)
         .await?
+        .filter(|(_, user)| !user.disabled)
         .ok_or(ApiError::RefreshTokenInvalid)?;
-    let user = users::by_id(&mut conn, &stored.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or(ApiError::RefreshTokenInvalid)?;
-    drop(conn);
 
     let mut work = s.begin().await?;
     let session = &stored.session_id;
