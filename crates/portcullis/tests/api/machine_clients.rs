@@ -18,6 +18,7 @@ both!(
     allowlists_match_addresses_and_ranges,
     forwarding_headers_count_only_from_trusted_proxies,
     client_logins_have_budgets,
+    concurrent_wrong_secrets_spend_the_budget_exactly,
     operators_manage_clients_from_the_cli,
 );
 
@@ -371,6 +372,32 @@ async fn client_logins_have_budgets(backend: Backend) {
     assert!(body["error"]["details"]["retry_after"].as_i64().unwrap() > 0);
     app.clock.advance(60);
     assert_eq!(login(&app, &api_key, &api_secret).await.0, StatusCode::OK);
+}
+
+/// A success costs the budget nothing; wrong secrets sent all at once spend
+/// it exactly, and none past it is answered 401.
+async fn concurrent_wrong_secrets_spend_the_budget_exactly(backend: Backend) {
+    let app = TestApp::start(backend, |s| {
+        s.set("client_login_budget", "5/1m");
+    })
+    .await;
+    let client = create_client(&app, &[]);
+    let (api_key, api_secret) = credentials(&client);
+    for _ in 0..8 {
+        assert_eq!(login(&app, &api_key, &api_secret).await.0, StatusCode::OK);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let (http, url) = (app.http.clone(), app.url("/v1/clients/auth/login"));
+        let body = json!({ "username": api_key, "password": "cs_wrong" });
+        set.spawn(async move { read(http.post(url).json(&body).send().await.unwrap()).await });
+    }
+    let answers = set.join_all().await;
+    let refused = |status| answers.iter().filter(|(s, _)| *s == status).count();
+    assert_eq!(refused(StatusCode::UNAUTHORIZED), 5, "{answers:?}");
+    assert_eq!(refused(StatusCode::TOO_MANY_REQUESTS), 25, "{answers:?}");
+    let (status, body) = login(&app, &api_key, &api_secret).await;
+    assert_error(status, &body, 429, "RATE_LIMITED");
 }
 
 async fn operators_manage_clients_from_the_cli(backend: Backend) {
