@@ -41,12 +41,17 @@ impl Worker {
         }
     }
 
+    /// Each message's lease, then its outcome, is a unit of work of its own:
+    /// short, and never held across a send.
     async fn deliver_due(&self) -> anyhow::Result<()> {
-        let mut conn = self.db.pool().acquire().await?;
-        let due = outbox::due(&mut conn, self.clock.now(), BATCH).await?;
+        let now = self.clock.now();
+        let due = outbox::due(&mut *self.db.pool().acquire().await?, now, BATCH).await?;
         for msg in due {
             let now = self.clock.now();
-            if !outbox::lease(&mut conn, &msg, now + LEASE_SECS).await? {
+            let mut unit = self.db.begin().await?;
+            let leased = outbox::lease(&mut unit, &msg, now + LEASE_SECS).await?;
+            unit.commit().await?;
+            if !leased {
                 continue;
             }
             let sealed = msg.message.as_deref();
@@ -64,23 +69,25 @@ impl Worker {
                 None => Err(anyhow::anyhow!("message cannot be decrypted")),
             };
             let now = self.clock.now();
+            let mut unit = self.db.begin().await?;
             match result {
                 Ok(()) => {
-                    outbox::mark_sent(&mut conn, &msg.id, now).await?;
+                    outbox::mark_sent(&mut unit, &msg.id, now).await?;
                     tracing::info!(id = %msg.id, template = %msg.template, "email sent");
                 }
                 Err(e) if is_permanent(&e) => {
                     self.metrics.mail_failed();
                     tracing::warn!(id = %msg.id, error = %e, "email refused permanently; not retrying");
-                    outbox::mark_refused(&mut conn, &msg.id, &e.to_string(), now).await?;
+                    outbox::mark_refused(&mut unit, &msg.id, &e.to_string(), now).await?;
                 }
                 Err(e) => {
                     self.metrics.mail_failed();
                     let retry_at = now + backoff(msg.attempts);
                     tracing::warn!(id = %msg.id, attempts = msg.attempts + 1, error = %e, "email delivery failed; will retry");
-                    outbox::mark_failed(&mut conn, &msg.id, &e.to_string(), retry_at).await?;
+                    outbox::mark_failed(&mut unit, &msg.id, &e.to_string(), retry_at).await?;
                 }
             }
+            unit.commit().await?;
         }
         Ok(())
     }

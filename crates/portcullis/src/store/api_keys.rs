@@ -176,21 +176,25 @@ impl Usage {
             Ok(mut pending) => std::mem::take(&mut *pending),
             Err(_) => return Ok(()),
         };
-        for (id, at) in &pending {
-            let written = sqlx::query(
-                "UPDATE api_keys SET last_used_at = $2
-                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
-            )
-            .bind(id)
-            .bind(at)
-            .execute(db.pool())
-            .await;
-            if let Err(e) = written {
-                for (id, at) in &pending {
-                    self.record(id, *at);
-                }
-                return Err(e);
+        let written = async {
+            let mut unit = db.begin().await?;
+            for (id, at) in &pending {
+                sqlx::query(
+                    "UPDATE api_keys SET last_used_at = $2
+                     WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *unit)
+                .await?;
             }
+            unit.commit().await
+        };
+        if let Err(e) = written.await {
+            for (id, at) in &pending {
+                self.record(id, *at);
+            }
+            return Err(e);
         }
         Ok(())
     }

@@ -148,7 +148,8 @@ impl Db {
         )
     }
 
-    /// For reads, and for the occasional write outside a unit of work.
+    /// For reads. Writes go through units of work ([`Db::begin`]), except
+    /// the signing key a first start generates.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -66,12 +66,15 @@ pub async fn purge(db: &Db, now: Timestamp, unverified_keep: i64) -> sqlx::Resul
         ),
     ];
     let mut deleted = 0;
+    // One unit of work each: the writer is not held for all of them at once.
     for (sql, before) in statements {
+        let mut unit = db.begin().await?;
         deleted += sqlx::query(sql)
             .bind(before)
-            .execute(db.pool())
+            .execute(&mut *unit)
             .await?
             .rows_affected();
+        unit.commit().await?;
     }
     Ok(deleted)
 }
