@@ -31,6 +31,32 @@ pub struct Client {
     base: String,
 }
 
+/// A machine client's tokens. They are secrets: `Debug` prints them redacted.
+#[derive(Debug)]
+pub struct ClientTokens {
+    /// A JWT with `client_id` and `scope` claims.
+    pub access_token: SecretString,
+    /// Opaque; it rotates at each [`Client::client_refresh`].
+    pub refresh_token: SecretString,
+    /// RFC 3339, as the server wrote them.
+    pub access_expires_at: String,
+    pub refresh_expires_at: String,
+    pub client_id: i64,
+}
+
+impl From<ClientTokenResponse> for ClientTokens {
+    fn from(response: ClientTokenResponse) -> Self {
+        let tokens = response.data;
+        ClientTokens {
+            access_token: tokens.access_token.into(),
+            refresh_token: tokens.refresh_token.into(),
+            access_expires_at: tokens.access_expires_at,
+            refresh_expires_at: tokens.refresh_expires_at,
+            client_id: tokens.client_id,
+        }
+    }
+}
+
 /// What login step 1 answered.
 #[derive(Debug)]
 pub enum LoginStep {
@@ -120,20 +146,24 @@ impl Client {
         &self,
         api_key: &str,
         api_secret: &SecretString,
-    ) -> Result<ClientTokenResponse, Error> {
+    ) -> Result<ClientTokens, Error> {
         let body = json!({ "username": api_key, "password": api_secret.expose_secret() });
-        self.call(Method::POST, "/v1/clients/auth/login", None, Some(&body))
-            .await
+        let answer: ClientTokenResponse = self
+            .call(Method::POST, "/v1/clients/auth/login", None, Some(&body))
+            .await?;
+        Ok(answer.into())
     }
 
     /// New tokens for a machine client (the refresh token rotates).
     pub async fn client_refresh(
         &self,
         refresh_token: &SecretString,
-    ) -> Result<ClientTokenResponse, Error> {
+    ) -> Result<ClientTokens, Error> {
         let body = json!({ "refresh_token": refresh_token.expose_secret() });
-        self.call(Method::POST, "/v1/clients/auth/refresh", None, Some(&body))
-            .await
+        let answer: ClientTokenResponse = self
+            .call(Method::POST, "/v1/clients/auth/refresh", None, Some(&body))
+            .await?;
+        Ok(answer.into())
     }
 
     /// The machine client a client access token belongs to.

@@ -129,20 +129,28 @@ async fn the_sdk_logs_machine_clients_in(backend: Backend) {
     let tokens = client
         .client_login(created["api_key"].as_str().unwrap(), &secret)
         .await
-        .unwrap()
-        .data;
-    assert_eq!(tokens.client_id, created["client_id"].as_i64().unwrap());
-    let me = client
-        .client_me(&tokens.access_token.clone().into())
-        .await
         .unwrap();
+    assert_eq!(tokens.client_id, created["client_id"].as_i64().unwrap());
+    let printed = format!("{tokens:?}");
+    for token in [&tokens.access_token, &tokens.refresh_token] {
+        assert!(!printed.contains(token.expose_secret()), "{printed}");
+    }
+    let me = client.client_me(&tokens.access_token).await.unwrap();
     assert_eq!(me.data.name, "sdk-svc");
-    let renewed = client
-        .client_refresh(&tokens.refresh_token.clone().into())
-        .await
-        .unwrap()
-        .data;
-    assert_ne!(renewed.refresh_token, tokens.refresh_token);
+    let renewed = client.client_refresh(&tokens.refresh_token).await.unwrap();
+    assert_ne!(
+        renewed.refresh_token.expose_secret(),
+        tokens.refresh_token.expose_secret()
+    );
+    assert_eq!(
+        client
+            .client_me(&renewed.access_token)
+            .await
+            .unwrap()
+            .data
+            .name,
+        "sdk-svc"
+    );
     let wrong = client
         .client_login(
             created["api_key"].as_str().unwrap(),
