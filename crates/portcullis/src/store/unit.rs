@@ -20,8 +20,6 @@ use std::time::Duration;
 use sqlx::{Any, AnyConnection, Executor, Transaction};
 use tokio::sync::{watch, Mutex, Notify, OwnedMutexGuard};
 
-use super::Conn;
-
 /// How long a unit waits for the connection before it gives up, as a pool's
 /// acquire would.
 const ACQUIRE: Duration = Duration::from_secs(5);
@@ -55,9 +53,9 @@ impl Unit {
 }
 
 impl Deref for Unit {
-    type Target = Conn;
+    type Target = AnyConnection;
 
-    fn deref(&self) -> &Conn {
+    fn deref(&self) -> &AnyConnection {
         match &self.0 {
             Inner::Transaction(tx) => tx,
             Inner::Grouped(unit) => &unit.writer.conn,
@@ -66,7 +64,7 @@ impl Deref for Unit {
 }
 
 impl DerefMut for Unit {
-    fn deref_mut(&mut self) -> &mut Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.0 {
             Inner::Transaction(tx) => tx,
             Inner::Grouped(unit) => &mut unit.writer.conn,
@@ -286,7 +284,7 @@ mod tests {
         db
     }
 
-    async fn insert(conn: &mut super::Conn, bucket: &str) -> sqlx::Result<()> {
+    async fn insert(conn: &mut sqlx::AnyConnection, bucket: &str) -> sqlx::Result<()> {
         sqlx::query("INSERT INTO budgets (bucket, window_start, spent) VALUES ($1, 0, 0)")
             .bind(bucket)
             .execute(conn)
