@@ -130,12 +130,23 @@ pub(super) async fn spend(
         if let Some(retry_after) =
             budgets::spend(work, &bucket.key(), bucket.budget(s), now).await?
         {
-            let event = who.event(Kind::BudgetExhausted).detail(bucket.name());
-            work.audit(event, now).await?;
-            return Err(bucket.exhausted(retry_after));
+            return Err(hit(work, bucket, who, retry_after, now).await?);
         }
     }
     Ok(())
+}
+
+/// Records that a request found `bucket` empty; returns its 429.
+async fn hit(
+    work: &mut Work<'_>,
+    bucket: Bucket<'_>,
+    who: Who<'_>,
+    retry_after: i64,
+    now: Timestamp,
+) -> sqlx::Result<ApiError> {
+    let event = who.event(Kind::BudgetExhausted).detail(bucket.name());
+    work.audit(event, now).await?;
+    Ok(bucket.exhausted(retry_after))
 }
 
 /// Spends the buckets in a unit of work of their own, committed whatever
@@ -176,10 +187,9 @@ pub(super) async fn check(
         if let Some(retry_after) = budgets::check(&mut conn, &key, bucket.budget(s), now).await? {
             drop(conn);
             let mut work = s.begin().await?;
-            let event = who.event(Kind::BudgetExhausted).detail(bucket.name());
-            work.audit(event, now).await?;
+            let refusal = hit(&mut work, bucket, who, retry_after, now).await?;
             work.commit().await?;
-            return Err(bucket.exhausted(retry_after));
+            return Err(refusal);
         }
     }
     Ok(())

@@ -44,12 +44,8 @@ pub async fn spend(
     if spent.is_some() {
         return Ok(None);
     }
-    let (window_start, locked_until) =
-        sqlx::query_as("SELECT window_start, locked_until FROM budgets WHERE bucket = $1")
-            .bind(bucket)
-            .fetch_one(conn)
-            .await?;
-    Ok(Some(wait(budget, window_start, locked_until, now)))
+    // The row exists and has no try left: how long until it has.
+    Ok(Some(check(conn, bucket, budget, now).await?.unwrap_or(1)))
 }
 
 /// Whether a try of `bucket` is there, without spending it: `None` when it
@@ -89,11 +85,10 @@ fn wait(
 /// A success: each bucket gets the try it spent back, and its run of
 /// failures ends.
 pub async fn refund(conn: &mut Conn, buckets: &[String]) -> sqlx::Result<()> {
-    let placeholders: Vec<String> = (1..=buckets.len()).map(|n| format!("${n}")).collect();
     let sql = format!(
         "UPDATE budgets SET spent = CASE WHEN spent > 0 THEN spent - 1 ELSE 0 END, streak = 0
          WHERE bucket IN ({})",
-        placeholders.join(", ")
+        super::placeholders(1, buckets.len())
     );
     let mut query = sqlx::query(&sql);
     for bucket in buckets {

@@ -235,13 +235,12 @@ pub async fn spend_attempt(
     max_attempts: i64,
     now: Timestamp,
 ) -> sqlx::Result<Attempt> {
-    let placeholders: Vec<String> = (4..4 + purposes.len()).map(|n| format!("${n}")).collect();
     let sql = format!(
         "UPDATE email_keys SET attempts = attempts + 1
          WHERE email_key = $1 AND used_at IS NULL AND expires_at > $3 AND attempts < $2
            AND purpose IN ({})
          RETURNING {COLUMNS}",
-        placeholders.join(", ")
+        super::placeholders(4, purposes.len())
     );
     let mut query = sqlx::query_as::<_, Row>(&sql)
         .bind(email_key)

@@ -182,8 +182,8 @@ fn sqlite_pragmas(sync: &str) -> String {
 
 /// How SQLite syncs a commit, taken out of the URL (sqlx does not know the
 /// parameter). `FULL`, the default, syncs every commit: not even a power cut
-/// loses one, and commits are bounded by the disk's sync rate (about 2,000/s
-/// on the machine of BENCHMARKS.md). `?synchronous=normal` syncs only at
+/// loses one (units of work that queue together share a commit, see
+/// [`unit`]). `?synchronous=normal` syncs only at
 /// checkpoints: a crash of the process still loses nothing, but a power cut
 /// or a crash of the machine may undo the last commits (a logout, a password
 /// change) while leaving the database consistent.
@@ -249,6 +249,12 @@ fn create_private(url: &str) -> std::io::Result<()> {
     #[cfg(not(unix))]
     options.open(path)?;
     Ok(())
+}
+
+/// `count` numbered placeholders from `$first` on, for an `IN (…)` list.
+fn placeholders(first: usize, count: usize) -> String {
+    let numbered: Vec<String> = (first..first + count).map(|n| format!("${n}")).collect();
+    numbered.join(", ")
 }
 
 /// Which unique constraint a failed insert hit, if that is why it failed.

@@ -225,8 +225,9 @@ pub struct RefreshToken {
 
 impl RefreshToken {
     /// Whether the session's use is noted already: from this address (when
-    /// known), within the last minute. Then a refresh need not write it, and
-    /// a write is a synced commit (on SQLite, one at a time).
+    /// known), within the last minute. Then a refresh need not write it: a
+    /// write is one more statement in the unit of work (on SQLite, in the
+    /// one writer's queue).
     pub fn seen_lately(&self, ip: Option<&str>, now: Timestamp) -> bool {
         now - self.last_seen_at < LAST_SEEN_RESOLUTION
             && ip.is_none_or(|ip| self.ip.as_deref() == Some(ip))
