@@ -20,7 +20,6 @@ use portcullis::crypto::{new_refresh_token, token_hash, Secrets};
 use portcullis::domain::Device;
 use portcullis::password::Hasher;
 use portcullis::store::keys::{self, NewKey, Purpose};
-use portcullis::store::refresh::{self, Family};
 use portcullis::store::sessions::{self, NewSession};
 use portcullis::store::users::{self, NewUser};
 use portcullis::store::Db;
@@ -112,17 +111,8 @@ async fn main() -> anyhow::Result<()> {
                 user_agent: None,
                 expires_at,
             };
-            sessions::insert(&mut tx, &session, now).await?;
             let token = new_refresh_token(&secrets);
-            refresh::insert(
-                &mut tx,
-                Family::User,
-                &token_hash(&token),
-                &session_id,
-                expires_at,
-                now,
-            )
-            .await?;
+            sessions::open(&mut tx, &session, &token_hash(&token), now).await?;
             writeln!(lines, "{token}")?;
         }
         tx.commit().await?;

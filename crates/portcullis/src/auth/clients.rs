@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::metrics::Holder;
 use crate::services::{Services, Work};
 use crate::store::clients::{self as store, Client as MachineClient};
-use crate::store::refresh::{self, Family};
+use crate::store::refresh::Family;
 
 /// What the stored hash of a client secret is keyed with, apart from other secrets.
 pub const SECRET_KIND: &str = "client_secret";
@@ -235,14 +235,14 @@ async fn open_session(
     let session_id = s.secrets.random_id("cls_");
     let refresh_expires_at = now + s.config.client_refresh_ttl.as_secs() as i64;
     let ip = from.ip.as_deref();
-    store::insert_session(work, &session_id, client.id, ip, refresh_expires_at, now).await?;
     let refresh_token = new_refresh_token(&s.secrets);
     let hash = token_hash(&refresh_token);
-    refresh::insert(
+    store::open_session(
         work,
-        Family::Client,
-        &hash,
         &session_id,
+        client.id,
+        ip,
+        &hash,
         refresh_expires_at,
         now,
     )

@@ -92,10 +92,8 @@ pub(super) async fn start_session(
         user_agent: client.user_agent.as_deref(),
         expires_at,
     };
-    sessions::insert(work, &new, now).await?;
     let refresh_token = new_refresh_token(&s.secrets);
-    let hash = token_hash(&refresh_token);
-    refresh::insert(work, Family::User, &hash, &session_id, expires_at, now).await?;
+    sessions::open(work, &new, &token_hash(&refresh_token), now).await?;
     Ok(Opened {
         user,
         session_id,

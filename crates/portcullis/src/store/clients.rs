@@ -144,24 +144,32 @@ pub async fn update(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn insert_session(
+/// Opens a client session with its first refresh token, stored as
+/// `refresh_hash`, in one round trip.
+pub async fn open_session(
     conn: &mut Conn,
     id: &str,
     client_id: i64,
     ip: Option<&str>,
+    refresh_hash: &str,
     expires_at: Timestamp,
     now: Timestamp,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    let sql = super::together(
+        conn,
         "INSERT INTO client_sessions (id, client_id, ip, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id)
-    .bind(client_id)
-    .bind(ip)
-    .bind(now)
-    .bind(expires_at)
-    .execute(conn)
-    .await?;
+        "INSERT INTO client_refresh_tokens (token_hash, session_id, created_at, expires_at)
+         VALUES ($6, $1, $4, $5)",
+    );
+    sqlx::query(&sql)
+        .bind(id)
+        .bind(client_id)
+        .bind(ip)
+        .bind(now)
+        .bind(expires_at)
+        .bind(refresh_hash)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -251,6 +251,23 @@ fn create_private(url: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+fn is_postgres(conn: &Conn) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
+/// One statement's text that runs `first`, then `then`, in one round trip:
+/// on SQLite both are sent together, on PostgreSQL `first` becomes a
+/// data-modifying CTE. They share one numbering of `$n` placeholders, and
+/// only `then` may return rows. On PostgreSQL `then` sees the database as it
+/// was before `first`, so it must not depend on its changes, except through
+/// a foreign key: those are checked once the whole statement has run.
+fn together(conn: &Conn, first: &str, then: &str) -> String {
+    match is_postgres(conn) {
+        true => format!("WITH first AS ({first}) {then}"),
+        false => format!("{first}; {then}"),
+    }
+}
+
 /// `count` numbered placeholders from `$first` on, for an `IN (…)` list.
 fn placeholders(first: usize, count: usize) -> String {
     let numbered: Vec<String> = (first..first + count).map(|n| format!("${n}")).collect();

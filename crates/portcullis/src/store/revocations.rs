@@ -66,12 +66,8 @@ impl Row {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark(i64);
 
-fn is_postgres(conn: &Conn) -> bool {
-    conn.backend_name().eq_ignore_ascii_case("postgresql")
-}
-
 async fn mark(conn: &mut Conn) -> sqlx::Result<Mark> {
-    let query = if is_postgres(conn) {
+    let query = if super::is_postgres(conn) {
         "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
     } else {
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM revocations"
@@ -99,7 +95,7 @@ pub async fn current(conn: &mut Conn, now: Timestamp) -> sqlx::Result<(Vec<Revoc
 pub async fn since(conn: &mut Conn, from: Mark) -> sqlx::Result<(Vec<Revocation>, Mark)> {
     // Read the new mark first: whatever commits after it is read next time.
     let mark = mark(conn).await?;
-    let query = if is_postgres(conn) {
+    let query = if super::is_postgres(conn) {
         "SELECT kind, subject, at, until FROM revocations WHERE txid >= $1 ORDER BY seq"
     } else {
         "SELECT kind, subject, at, until FROM revocations WHERE seq >= $1 ORDER BY seq"

@@ -78,28 +78,40 @@ pub struct NewSession<'a> {
     pub expires_at: Timestamp,
 }
 
-pub async fn insert(conn: &mut Conn, s: &NewSession<'_>, now: Timestamp) -> sqlx::Result<()> {
-    sqlx::query(
+/// Opens a session with its first refresh token, stored as `refresh_hash`,
+/// in one round trip.
+pub async fn open(
+    conn: &mut Conn,
+    s: &NewSession<'_>,
+    refresh_hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    let sql = super::together(
+        conn,
         "INSERT INTO sessions (id, user_id, device_id, device_name, platform, operating_system, location,
              latitude, longitude, fcm_token, ip, user_agent, created_at, last_seen_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
-    )
-    .bind(s.id)
-    .bind(s.user_id)
-    .bind(s.device_id)
-    .bind(s.device.name.as_ref().map(Label::as_str))
-    .bind(s.device.platform.map(Platform::as_str))
-    .bind(s.device.operating_system.as_ref().map(Label::as_str))
-    .bind(s.device.location.as_ref().map(Label::as_str))
-    .bind(s.device.latitude)
-    .bind(s.device.longitude)
-    .bind(s.device.fcm_token.as_ref().map(Label::as_str))
-    .bind(s.ip)
-    .bind(s.user_agent)
-    .bind(now)
-    .bind(s.expires_at)
-    .execute(conn)
-    .await?;
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+         VALUES ($15, $1, $13, $14)",
+    );
+    sqlx::query(&sql)
+        .bind(s.id)
+        .bind(s.user_id)
+        .bind(s.device_id)
+        .bind(s.device.name.as_ref().map(Label::as_str))
+        .bind(s.device.platform.map(Platform::as_str))
+        .bind(s.device.operating_system.as_ref().map(Label::as_str))
+        .bind(s.device.location.as_ref().map(Label::as_str))
+        .bind(s.device.latitude)
+        .bind(s.device.longitude)
+        .bind(s.device.fcm_token.as_ref().map(Label::as_str))
+        .bind(s.ip)
+        .bind(s.user_agent)
+        .bind(now)
+        .bind(s.expires_at)
+        .bind(refresh_hash)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
