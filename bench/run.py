@@ -39,6 +39,7 @@ UNLIMITED = {
 }
 
 
+POSTGRES_SOCKET = "/var/run/postgresql"
 # sqlite-normal: the SQLite URL's `synchronous=normal`, which syncs at checkpoints only.
 STORES = ["sqlite", "sqlite-normal", "postgres"]
 
@@ -51,6 +52,8 @@ def main():
                         help="only this store (repeatable)")
     parser.add_argument("--path", action="append",
                         help="only the paths whose name contains this (repeatable)")
+    parser.add_argument("--postgres-tcp", action="store_true",
+                        help="reach PostgreSQL over TCP (TLS if the server offers it), not its socket")
     args = parser.parse_args()
     seconds = args.seconds or (1 if args.smoke else 10)
     bin_dir = ROOT / "target" / ("debug" if args.smoke else "release")
@@ -60,19 +63,19 @@ def main():
     with tempfile.TemporaryDirectory(prefix="portcullis-bench-") as tmp:
         tmp = Path(tmp)
         for store in stores:
-            rows += bench_store(store, bin_dir, tmp / store, seconds, args.path)
+            rows += bench_store(store, bin_dir, tmp / store, seconds, args)
     print_table(rows, seconds, args.smoke)
     # A smoke run only shows that the benchmark still runs; its figures mean nothing.
     if any(r.get("invalid") for r in rows) and not args.smoke:
         sys.exit("bench: some runs had errors (see the table)")
 
 
-def bench_store(store, bin_dir, tmp, seconds, paths):
+def bench_store(store, bin_dir, tmp, seconds, args):
     def wanted(name):
-        return not paths or any(p in name for p in paths)
+        return not args.path or any(p in name for p in args.path)
 
     tmp.mkdir(parents=True)
-    database = create_database(store, tmp)
+    database = create_database(store, tmp, args.postgres_tcp)
     env = {
         "PORTCULLIS_DATABASE_URL": database,
         "PORTCULLIS_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -263,18 +266,23 @@ def bare_axum(bin_dir, seconds):
         process.wait()
 
 
-def create_database(store, tmp):
+def create_database(store, tmp, over_tcp):
     if store.startswith("sqlite"):
         sync = "?synchronous=normal" if store == "sqlite-normal" else ""
         return f"sqlite://{tmp / 'portcullis.db'}{sync}"
     name = f"portcullis_bench_{os.getpid()}"
     psql(f"CREATE DATABASE {name}")
+    # A PostgreSQL on the same machine is reached through its socket: no TCP,
+    # and no TLS, which Debian's server offers and sqlx then takes.
+    if not over_tcp and Path(POSTGRES_SOCKET, ".s.PGSQL.5432").exists():
+        return f"postgres://postgres@localhost/{name}?host={POSTGRES_SOCKET}"
     return f"postgres://postgres@127.0.0.1:5432/{name}"
 
 
 def drop_database(store, url):
     if store == "postgres":
-        psql(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+        name = url.rsplit("/", 1)[1].split("?")[0]
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def psql(sql):

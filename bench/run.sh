@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The load benchmark (SPEC §8): builds the server and the yardsticks, installs
 # wrk if missing, makes sure PostgreSQL is up, then runs bench/run.py.
-#   bench/run.sh [--smoke] [--seconds N] [--store sqlite|postgres]
+#   bench/run.sh [--smoke] [--seconds N] [--store sqlite|postgres] [--path TEXT] [--postgres-tcp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
