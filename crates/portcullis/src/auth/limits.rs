@@ -181,18 +181,20 @@ pub(super) async fn check(
     who: Who<'_>,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let mut conn = s.read().await?;
-    for &bucket in buckets {
-        let key = bucket.key();
-        if let Some(retry_after) = budgets::check(&mut conn, &key, bucket.budget(s), now).await? {
-            drop(conn);
-            let mut work = s.begin().await?;
-            let refusal = hit(&mut work, bucket, who, retry_after, now).await?;
-            work.commit().await?;
-            return Err(refusal);
-        }
-    }
-    Ok(())
+    let keys: Vec<String> = buckets.iter().map(|bucket| bucket.key()).collect();
+    let asked: Vec<(&str, Budget)> = keys
+        .iter()
+        .zip(buckets)
+        .map(|(key, bucket)| (key.as_str(), bucket.budget(s)))
+        .collect();
+    let empty = budgets::check(&mut *s.read().await?, &asked, now).await?;
+    let Some((first, retry_after)) = empty else {
+        return Ok(());
+    };
+    let mut work = s.begin().await?;
+    let refusal = hit(&mut work, buckets[first], who, retry_after, now).await?;
+    work.commit().await?;
+    Err(refusal)
 }
 
 /// A failure that lengthens the bucket's run of consecutive failures; the

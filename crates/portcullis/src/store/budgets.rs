@@ -6,13 +6,22 @@ use super::Conn;
 use crate::clock::Timestamp;
 use crate::config::Budget;
 
-/// The condition for a try to be there, on the bucket's row with `$2` now,
-/// `$3` the start of the window that ends now and `$4` the tries: a window
-/// that started at or before `$3` is over, and the count starts again.
+/// The condition for a try to be there, on the bucket's row at `$now`,
+/// with `$since` the start of the window that ends now and `$tries` the
+/// tries: a window that started at or before `$since` is over, and the count
+/// starts again.
 macro_rules! available {
-    () => {
-        "(budgets.window_start <= $3 OR budgets.spent < $4)
-         AND (budgets.locked_until IS NULL OR budgets.locked_until <= $2)"
+    (now = $now:literal, since = $since:literal, tries = $tries:literal) => {
+        concat!(
+            "(budgets.window_start <= ",
+            $since,
+            " OR budgets.spent < ",
+            $tries,
+            ")
+             AND (budgets.locked_until IS NULL OR budgets.locked_until <= ",
+            $now,
+            ")"
+        )
     };
 }
 
@@ -32,7 +41,7 @@ pub async fn spend(
              spent = CASE WHEN budgets.window_start <= $3 THEN 1 ELSE budgets.spent + 1 END,
              window_start = CASE WHEN budgets.window_start <= $3 THEN $2 ELSE budgets.window_start END
          WHERE ",
-        available!(),
+        available!(now = "$2", since = "$3", tries = "$4"),
         " RETURNING spent"
     ))
     .bind(bucket)
@@ -45,29 +54,45 @@ pub async fn spend(
         return Ok(None);
     }
     // The row exists and has no try left: how long until it has.
-    Ok(Some(check(conn, bucket, budget, now).await?.unwrap_or(1)))
+    let empty = check(conn, &[(bucket, budget)], now).await?;
+    Ok(Some(empty.map_or(1, |(_, wait)| wait)))
 }
 
-/// Whether a try of `bucket` is there, without spending it: `None` when it
-/// is, otherwise the seconds until one is.
+/// Whether each of `buckets` has a try, without spending any, in one query:
+/// `None` when all do, otherwise the first that has none (its index) and
+/// the seconds until it has.
 pub async fn check(
     conn: &mut Conn,
-    bucket: &str,
-    budget: Budget,
+    buckets: &[(&str, Budget)],
     now: Timestamp,
-) -> sqlx::Result<Option<i64>> {
-    let empty: Option<(Timestamp, Option<Timestamp>)> = sqlx::query_as(concat!(
-        "SELECT window_start, locked_until FROM budgets WHERE bucket = $1 AND NOT (",
-        available!(),
-        ")"
-    ))
-    .bind(bucket)
-    .bind(now)
-    .bind(now - budget.window)
-    .bind(budget.tries)
-    .fetch_optional(conn)
-    .await?;
-    Ok(empty.map(|(window_start, locked_until)| wait(budget, window_start, locked_until, now)))
+) -> sqlx::Result<Option<(usize, i64)>> {
+    // One row of (bucket, window start, tries) per bucket, from `$2` on.
+    let rows: Vec<String> = (0..buckets.len())
+        .map(|i| format!("({})", super::placeholders(2 + 3 * i, 3)))
+        .collect();
+    let sql = format!(
+        "SELECT budgets.bucket, budgets.window_start, budgets.locked_until
+         FROM budgets JOIN (VALUES {}) AS asked ON budgets.bucket = asked.column1
+         WHERE NOT ({})",
+        rows.join(", "),
+        available!(now = "$1", since = "asked.column2", tries = "asked.column3"),
+    );
+    let mut query = sqlx::query_as(&sql).bind(now);
+    for (bucket, budget) in buckets {
+        query = query
+            .bind(*bucket)
+            .bind(now - budget.window)
+            .bind(budget.tries);
+    }
+    let empty: Vec<(String, Timestamp, Option<Timestamp>)> = query.fetch_all(conn).await?;
+    let first = buckets
+        .iter()
+        .enumerate()
+        .find_map(|(i, (bucket, budget))| {
+            let (_, window_start, locked_until) = empty.iter().find(|row| row.0 == *bucket)?;
+            Some((i, wait(*budget, *window_start, *locked_until, now)))
+        });
+    Ok(first)
 }
 
 /// Seconds until an empty bucket has a try again.

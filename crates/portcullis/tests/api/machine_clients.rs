@@ -18,6 +18,7 @@ both!(
     allowlists_match_addresses_and_ranges,
     forwarding_headers_count_only_from_trusted_proxies,
     client_logins_have_budgets,
+    an_address_out_of_tries_is_refused_for_every_client,
     concurrent_wrong_secrets_spend_the_budget_exactly,
     operators_manage_clients_from_the_cli,
 );
@@ -372,6 +373,31 @@ async fn client_logins_have_budgets(backend: Backend) {
     assert!(body["error"]["details"]["retry_after"].as_i64().unwrap() > 0);
     app.clock.advance(60);
     assert_eq!(login(&app, &api_key, &api_secret).await.0, StatusCode::OK);
+}
+
+/// The address's bucket is checked with the client's: once wrong secrets
+/// from one address have spent it, another client's right secret from there
+/// is refused too, until its window ends.
+async fn an_address_out_of_tries_is_refused_for_every_client(backend: Backend) {
+    let app = TestApp::start(backend, |s| {
+        s.set("client_ip_budget", "3/1m");
+    })
+    .await;
+    let (first_key, _) = credentials(&create_client(&app, &[]));
+    let (other_key, other_secret) = credentials(&create_client(&app, &[]));
+    for _ in 0..3 {
+        let (status, body) = login(&app, &first_key, "cs_wrong").await;
+        assert_error(status, &body, 401, "UNAUTHORIZED");
+    }
+    let (status, body) = login(&app, &other_key, &other_secret).await;
+    assert_error(status, &body, 429, "RATE_LIMITED");
+    let retry_after = body["error"]["details"]["retry_after"].as_i64().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    app.clock.advance(60);
+    assert_eq!(
+        login(&app, &other_key, &other_secret).await.0,
+        StatusCode::OK
+    );
 }
 
 /// A success costs the budget nothing; wrong secrets sent all at once spend
