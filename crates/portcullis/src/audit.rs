@@ -2,6 +2,7 @@
 //! in the same transaction as the change it records, and logged.
 
 use crate::clock::Timestamp;
+use crate::store::audit_log::{self, NewEntry};
 use crate::store::Conn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +138,16 @@ impl<'a> Event<'a> {
 /// for unknown addresses or API keys) are counted per hour instead, so a flood of them cannot grow
 /// the table without bound.
 pub async fn record(conn: &mut Conn, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
-    let trace_id = crate::error::trace_id();
+    log(&event);
+    if event.user_id.is_none() && event.client_id.is_none() {
+        let hour = now - now.rem_euclid(3600);
+        return audit_log::tally(conn, event.kind.as_str(), hour).await;
+    }
+    audit_log::insert(conn, &entry(&event, now)).await
+}
+
+/// Logs the event, as every recorded one is.
+pub fn log(event: &Event<'_>) {
     tracing::info!(
         event = event.kind.as_str(),
         user_id = event.user_id,
@@ -148,32 +158,22 @@ pub async fn record(conn: &mut Conn, event: Event<'_>, now: Timestamp) -> sqlx::
         detail = event.detail,
         "audit"
     );
-    if event.user_id.is_none() && event.client_id.is_none() {
-        sqlx::query(
-            "INSERT INTO audit_tally (event, hour, count) VALUES ($1, $2, 1)
-             ON CONFLICT (event, hour) DO UPDATE SET count = audit_tally.count + 1",
-        )
-        .bind(event.kind.as_str())
-        .bind(now - now.rem_euclid(3600))
-        .execute(conn)
-        .await?;
-        return Ok(());
+}
+
+/// The `audit_log` row of an event that names its account or client, with
+/// the request's trace id.
+pub fn entry<'a>(event: &Event<'a>, now: Timestamp) -> NewEntry<'a> {
+    let trace_id = crate::error::trace_id();
+    NewEntry {
+        at: now,
+        event: event.kind.as_str(),
+        user_id: event.user_id,
+        client_id: event.client_id,
+        session_id: event.session_id,
+        ip: event.ip,
+        user_agent: event.user_agent,
+        device_id: event.device_id,
+        trace_id: Some(trace_id).filter(|t| !t.is_empty()),
+        detail: event.detail,
     }
-    sqlx::query(
-        "INSERT INTO audit_log (at, event, user_id, client_id, session_id, ip, user_agent, device_id, trace_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(now)
-    .bind(event.kind.as_str())
-    .bind(event.user_id)
-    .bind(event.client_id)
-    .bind(event.session_id)
-    .bind(event.ip)
-    .bind(event.user_agent)
-    .bind(event.device_id)
-    .bind(Some(trace_id).filter(|t| !t.is_empty()))
-    .bind(event.detail)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -15,6 +15,7 @@ use crate::mail::{Mailer, Message};
 use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::revocations::Revocations;
+use crate::store::audit_log::NewEntry;
 use crate::store::{api_keys, Conn, Db, Unit};
 use crate::tokens::Tokens;
 
@@ -98,6 +99,14 @@ impl Work<'_> {
     pub async fn audit(&mut self, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
         self.s.metrics.event(event.kind);
         audit::record(&mut self.tx, event, now).await
+    }
+
+    /// Counts and logs an event that a store function writes in the same
+    /// statement as the change it records; returns the row to write.
+    pub fn announce<'a>(&self, event: Event<'a>, now: Timestamp) -> NewEntry<'a> {
+        self.s.metrics.event(event.kind);
+        audit::log(&event);
+        audit::entry(&event, now)
     }
 
     /// Marks this unit of work as revoking sessions or keys (the store's

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use portcullis::audit::{self, Event, Kind};
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::crypto::{new_refresh_token, token_hash, Secrets};
 use portcullis::domain::Device;
@@ -112,7 +113,12 @@ async fn main() -> anyhow::Result<()> {
                 expires_at,
             };
             let token = new_refresh_token(&secrets);
-            sessions::open(&mut tx, &session, &token_hash(&token), now).await?;
+            let event = Event::new(Kind::LoginSucceeded)
+                .user(session.user_id)
+                .session(&session_id)
+                .detail("seed");
+            let entry = audit::entry(&event, now);
+            sessions::open(&mut tx, &session, &token_hash(&token), &entry, now).await?;
             writeln!(lines, "{token}")?;
         }
         tx.commit().await?;

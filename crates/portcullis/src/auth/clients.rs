@@ -234,24 +234,20 @@ async fn open_session(
 ) -> Result<Opened, ApiError> {
     let session_id = s.secrets.random_id("cls_");
     let refresh_expires_at = now + s.config.client_refresh_ttl.as_secs() as i64;
-    let ip = from.ip.as_deref();
     let refresh_token = new_refresh_token(&s.secrets);
-    let hash = token_hash(&refresh_token);
-    store::open_session(
-        work,
-        &session_id,
-        client.id,
-        ip,
-        &hash,
-        refresh_expires_at,
-        now,
-    )
-    .await?;
     let event = Event::new(Kind::ClientLoginSucceeded)
         .from(from.ip.as_deref(), from.user_agent.as_deref())
         .client(client.id)
         .session(&session_id);
-    work.audit(event, now).await?;
+    let new = store::NewSession {
+        id: &session_id,
+        client_id: client.id,
+        ip: from.ip.as_deref(),
+        expires_at: refresh_expires_at,
+    };
+    let hash = token_hash(&refresh_token);
+    let entry = work.announce(event, now);
+    store::open_session(work, &new, &hash, &entry, now).await?;
     Ok(Opened {
         session_id,
         refresh_token,

@@ -101,12 +101,7 @@ pub async fn dev_login(
         }
     }
     limits::refund(&mut work, &logins).await?;
-    let opened = start_session(s, &mut work, user, input.device, client, now).await?;
-    let event = client
-        .event(Kind::LoginSucceeded)
-        .user(&opened.user.id)
-        .session(&opened.session_id);
-    work.audit(event.detail("dev_login"), now).await?;
+    let opened = start_session(s, &mut work, user, input.device, client, "dev_login", now).await?;
     work.commit().await?;
     Ok(DevLoginOutcome::Tokens(Box::new(opened.sign(s, now)?)))
 }

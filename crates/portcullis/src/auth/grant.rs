@@ -2,6 +2,7 @@
 //! ends in a login shares.
 
 use super::caller::Client;
+use crate::audit::Kind;
 use crate::clock::Timestamp;
 use crate::crypto::{new_refresh_token, token_hash};
 use crate::domain::{Device, Label};
@@ -59,14 +60,16 @@ impl Opened {
     }
 }
 
-/// Opens a device session (replacing a live one on the same device) and
-/// stores its refresh token; [`Opened::sign`] issues the access token.
+/// Opens a device session (replacing a live one on the same device),
+/// stores its refresh token and records the login, done `how`;
+/// [`Opened::sign`] issues the access token.
 pub(super) async fn start_session(
     s: &Services,
     work: &mut Work<'_>,
     user: User,
     mut device: Device,
     client: &Client,
+    how: &str,
     now: Timestamp,
 ) -> Result<Opened, ApiError> {
     // A device named by the client replaces its earlier session; one named
@@ -93,7 +96,13 @@ pub(super) async fn start_session(
         expires_at,
     };
     let refresh_token = new_refresh_token(&s.secrets);
-    sessions::open(work, &new, &token_hash(&refresh_token), now).await?;
+    let event = client
+        .event(Kind::LoginSucceeded)
+        .user(&user.id)
+        .session(&session_id)
+        .detail(how);
+    let entry = work.announce(event, now);
+    sessions::open(work, &new, &token_hash(&refresh_token), &entry, now).await?;
     Ok(Opened {
         user,
         session_id,

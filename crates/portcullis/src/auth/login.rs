@@ -109,12 +109,8 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
     }
     limits::refund(&mut work, &buckets).await?;
     if !needs_code {
-        let opened = start_session(s, &mut work, user, input.device, client, now).await?;
-        let event = client
-            .event(Kind::LoginSucceeded)
-            .user(&opened.user.id)
-            .session(&opened.session_id);
-        work.audit(event.detail("password"), now).await?;
+        let opened =
+            start_session(s, &mut work, user, input.device, client, "password", now).await?;
         work.commit().await?;
         return Ok(LoginOutcome::Tokens(Box::new(opened.sign(s, now)?)));
     }
@@ -219,12 +215,7 @@ pub async fn verify(
     }
     // Device fields given now take precedence over those given at step 1.
     let device = device.or(key.device.unwrap_or_default());
-    let opened = start_session(s, &mut work, user, device, client, now).await?;
-    let event = client
-        .event(Kind::LoginSucceeded)
-        .user(&opened.user.id)
-        .session(&opened.session_id);
-    work.audit(event.detail("code"), now).await?;
+    let opened = start_session(s, &mut work, user, device, client, "code", now).await?;
     work.commit().await?;
     opened.sign(s, now)
 }

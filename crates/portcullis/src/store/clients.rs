@@ -4,6 +4,7 @@
 use ipnet::IpNet;
 use sqlx::FromRow;
 
+use super::audit_log::{self, NewEntry};
 use super::Conn;
 use crate::clock::Timestamp;
 
@@ -144,32 +145,40 @@ pub async fn update(
     Ok(done.rows_affected() == 1)
 }
 
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub client_id: i64,
+    pub ip: Option<&'a str>,
+    pub expires_at: Timestamp,
+}
+
 /// Opens a client session with its first refresh token, stored as
-/// `refresh_hash`, in one round trip.
+/// `refresh_hash`, and records the login's `event`, in one round trip.
 pub async fn open_session(
     conn: &mut Conn,
-    id: &str,
-    client_id: i64,
-    ip: Option<&str>,
+    s: &NewSession<'_>,
     refresh_hash: &str,
-    expires_at: Timestamp,
+    event: &NewEntry<'_>,
     now: Timestamp,
 ) -> sqlx::Result<()> {
     let sql = super::together(
         conn,
-        "INSERT INTO client_sessions (id, client_id, ip, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        "INSERT INTO client_refresh_tokens (token_hash, session_id, created_at, expires_at)
-         VALUES ($6, $1, $4, $5)",
+        &[
+            "INSERT INTO client_sessions (id, client_id, ip, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO client_refresh_tokens (token_hash, session_id, created_at, expires_at)
+             VALUES ($6, $1, $4, $5)",
+            &audit_log::insert_sql(7),
+        ],
     );
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(client_id)
-        .bind(ip)
+    let query = sqlx::query(&sql)
+        .bind(s.id)
+        .bind(s.client_id)
+        .bind(s.ip)
         .bind(now)
-        .bind(expires_at)
-        .bind(refresh_hash)
-        .execute(conn)
-        .await?;
+        .bind(s.expires_at)
+        .bind(refresh_hash);
+    audit_log::bind(query, event).execute(conn).await?;
     Ok(())
 }
 

@@ -255,17 +255,25 @@ fn is_postgres(conn: &Conn) -> bool {
     conn.backend_name().eq_ignore_ascii_case("postgresql")
 }
 
-/// One statement's text that runs `first`, then `then`, in one round trip:
-/// on SQLite both are sent together, on PostgreSQL `first` becomes a
-/// data-modifying CTE. They share one numbering of `$n` placeholders, and
-/// only `then` may return rows. On PostgreSQL `then` sees the database as it
-/// was before `first`, so it must not depend on its changes, except through
-/// a foreign key: those are checked once the whole statement has run.
-fn together(conn: &Conn, first: &str, then: &str) -> String {
-    match is_postgres(conn) {
-        true => format!("WITH first AS ({first}) {then}"),
-        false => format!("{first}; {then}"),
+/// One statement's text that runs `statements` in turn, in one round trip:
+/// on SQLite they are sent together, on PostgreSQL all but the last become
+/// data-modifying CTEs. They share one numbering of `$n` placeholders, and
+/// only the last may return rows. On PostgreSQL each sees the database as it
+/// was before the statement, so none may depend on another's changes, except
+/// through a foreign key: those are checked once the whole statement has run.
+fn together(conn: &Conn, statements: &[&str]) -> String {
+    let Some((last, before)) = statements.split_last() else {
+        return String::new();
+    };
+    if !is_postgres(conn) || before.is_empty() {
+        return statements.join(";\n");
     }
+    let ctes: Vec<String> = before
+        .iter()
+        .enumerate()
+        .map(|(n, statement)| format!("s{n} AS ({statement})"))
+        .collect();
+    format!("WITH {} {last}", ctes.join(", "))
 }
 
 /// `count` numbered placeholders from `$first` on, for an `IN (…)` list.

@@ -4,6 +4,7 @@ use std::sync::LazyLock;
 
 use sqlx::FromRow;
 
+use super::audit_log::{self, NewEntry};
 use super::users::{self, User};
 use super::Conn;
 use crate::clock::Timestamp;
@@ -79,22 +80,26 @@ pub struct NewSession<'a> {
 }
 
 /// Opens a session with its first refresh token, stored as `refresh_hash`,
-/// in one round trip.
+/// and records the login's `event`, in one round trip.
 pub async fn open(
     conn: &mut Conn,
     s: &NewSession<'_>,
     refresh_hash: &str,
+    event: &NewEntry<'_>,
     now: Timestamp,
 ) -> sqlx::Result<()> {
     let sql = super::together(
         conn,
-        "INSERT INTO sessions (id, user_id, device_id, device_name, platform, operating_system, location,
-             latitude, longitude, fcm_token, ip, user_agent, created_at, last_seen_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
-        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
-         VALUES ($15, $1, $13, $14)",
+        &[
+            "INSERT INTO sessions (id, user_id, device_id, device_name, platform, operating_system, location,
+                 latitude, longitude, fcm_token, ip, user_agent, created_at, last_seen_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+             VALUES ($15, $1, $13, $14)",
+            &audit_log::insert_sql(16),
+        ],
     );
-    sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(s.id)
         .bind(s.user_id)
         .bind(s.device_id)
@@ -109,9 +114,8 @@ pub async fn open(
         .bind(s.user_agent)
         .bind(now)
         .bind(s.expires_at)
-        .bind(refresh_hash)
-        .execute(conn)
-        .await?;
+        .bind(refresh_hash);
+    audit_log::bind(query, event).execute(conn).await?;
     Ok(())
 }
 
