@@ -51,7 +51,8 @@ pub async fn client_login(
     from: &Client,
 ) -> Result<ClientGrant, ApiError> {
     let now = s.now();
-    let found = store::by_api_key(&mut *s.read().await?, api_key).await?;
+    let mut conn = s.read().await?;
+    let found = store::by_api_key(&mut conn, api_key).await?;
     let pseudonym = s.secrets.pseudonym(api_key);
     let buckets = limits::client(from, &pseudonym);
     let who = Who {
@@ -59,7 +60,7 @@ pub async fn client_login(
         user_id: None,
         device_id: None,
     };
-    limits::check(s, &buckets, who, now).await?;
+    limits::check(s, conn, &buckets, who, now).await?;
     let presented = s.secrets.secret_hash(SECRET_KIND, secret);
     let stored = found.as_ref().map_or(NO_CLIENT, |c| c.secret_hash.as_str());
     let matches = ct_eq(&presented, stored);

@@ -1,6 +1,9 @@
 //! The budgets of SPEC §6 as the flows spend them: which bucket a request
 //! draws on, how much it holds, and what an empty one answers.
 
+use sqlx::pool::PoolConnection;
+use sqlx::Any;
+
 use super::caller::{Client, Who};
 use crate::audit::Kind;
 use crate::clock::Timestamp;
@@ -174,9 +177,11 @@ pub(super) async fn refund(work: &mut Work<'_>, buckets: &[Bucket<'_>]) -> sqlx:
 /// its buckets nothing. Only for secrets too long to guess (client secrets):
 /// every failure is still counted atomically and none is answered once a
 /// bucket is empty, while requests already past this check when it empties
-/// can only succeed, with the right secret.
+/// can only succeed, with the right secret. Reads on `conn`, which it lets
+/// go before it records an empty bucket: a request never holds two.
 pub(super) async fn check(
     s: &Services,
+    mut conn: PoolConnection<Any>,
     buckets: &[Bucket<'_>],
     who: Who<'_>,
     now: Timestamp,
@@ -187,7 +192,8 @@ pub(super) async fn check(
         .zip(buckets)
         .map(|(key, bucket)| (key.as_str(), bucket.budget(s)))
         .collect();
-    let empty = budgets::check(&mut *s.read().await?, &asked, now).await?;
+    let empty = budgets::check(&mut conn, &asked, now).await?;
+    drop(conn);
     let Some((first, retry_after)) = empty else {
         return Ok(());
     };

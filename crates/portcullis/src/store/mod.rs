@@ -108,6 +108,10 @@ impl Db {
     ) -> sqlx::Result<AnyPool> {
         AnyPoolOptions::new()
             .max_connections(connections)
+            // sqlx pings each connection as it comes back to the pool; a
+            // second ping as it is taken again would cost every request a
+            // round trip more. One that died idle fails its first statement.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
