@@ -200,10 +200,10 @@ pub(super) async fn check_code(
             attempts_left: max - key.attempts,
         });
     }
-    if !keys::consume(work, email_key, now).await? {
+    // A right code was no guess: the budgets get their try back.
+    if !keys::consume(work, email_key, &limits::keys(&buckets), now).await? {
         return Ok(CodeCheck::Expired);
     }
-    limits::refund(work, &buckets).await?;
     Ok(CodeCheck::Accepted(key))
 }
 

@@ -168,8 +168,12 @@ pub(super) async fn spend_now(
 
 /// A success: each bucket gets its try back and its run of failures ends.
 pub(super) async fn refund(work: &mut Work<'_>, buckets: &[Bucket<'_>]) -> sqlx::Result<()> {
-    let keys: Vec<String> = buckets.iter().map(|bucket| bucket.key()).collect();
-    budgets::refund(work, &keys).await
+    budgets::refund(work, &keys(buckets)).await
+}
+
+/// The buckets' rows in the store.
+pub(super) fn keys(buckets: &[Bucket<'_>]) -> Vec<String> {
+    buckets.iter().map(|bucket| bucket.key()).collect()
 }
 
 /// Like [`spend_now`], but reads instead of spending: a request that is then
@@ -186,7 +190,7 @@ pub(super) async fn check(
     who: Who<'_>,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let keys: Vec<String> = buckets.iter().map(|bucket| bucket.key()).collect();
+    let keys = keys(buckets);
     let asked: Vec<(&str, Budget)> = keys
         .iter()
         .zip(buckets)

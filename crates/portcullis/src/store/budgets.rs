@@ -110,17 +110,23 @@ fn wait(
 /// A success: each bucket gets the try it spent back, and its run of
 /// failures ends.
 pub async fn refund(conn: &mut Conn, buckets: &[String]) -> sqlx::Result<()> {
-    let sql = format!(
-        "UPDATE budgets SET spent = CASE WHEN spent > 0 THEN spent - 1 ELSE 0 END, streak = 0
-         WHERE bucket IN ({})",
-        super::placeholders(1, buckets.len())
-    );
+    let sql = refund_sql(1, buckets.len());
     let mut query = sqlx::query(&sql);
     for bucket in buckets {
         query = query.bind(bucket);
     }
     query.execute(conn).await?;
     Ok(())
+}
+
+/// The statement of [`refund`] for `count` buckets, their placeholders
+/// numbered from `$first` on.
+pub(super) fn refund_sql(first: usize, count: usize) -> String {
+    format!(
+        "UPDATE budgets SET spent = CASE WHEN spent > 0 THEN spent - 1 ELSE 0 END, streak = 0
+         WHERE bucket IN ({})",
+        super::placeholders(first, count)
+    )
 }
 
 /// A failure that lengthens the bucket's run of consecutive failures; the

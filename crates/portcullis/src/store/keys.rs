@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::Conn;
+use super::{budgets, Conn};
 use crate::clock::Timestamp;
 use crate::domain::Device;
 
@@ -272,15 +272,28 @@ pub async fn refund_attempt(conn: &mut Conn, email_key: &str) -> sqlx::Result<()
     Ok(())
 }
 
-/// Marks the key used; false when another request used it first.
-pub async fn consume(conn: &mut Conn, email_key: &str, now: Timestamp) -> sqlx::Result<bool> {
-    let done =
-        sqlx::query("UPDATE email_keys SET used_at = $2 WHERE email_key = $1 AND used_at IS NULL")
-            .bind(email_key)
-            .bind(now)
-            .execute(conn)
-            .await?;
-    Ok(done.rows_affected() == 1)
+/// Marks the key used and refunds `buckets` (see [`budgets::refund`]), in
+/// one round trip; false when another request used the key first.
+pub async fn consume(
+    conn: &mut Conn,
+    email_key: &str,
+    buckets: &[String],
+    now: Timestamp,
+) -> sqlx::Result<bool> {
+    let sql = super::together(
+        conn,
+        &[
+            &budgets::refund_sql(3, buckets.len()),
+            "UPDATE email_keys SET used_at = $2 WHERE email_key = $1 AND used_at IS NULL
+             RETURNING email_key",
+        ],
+    );
+    let mut query = sqlx::query_scalar(&sql).bind(email_key).bind(now);
+    for bucket in buckets {
+        query = query.bind(bucket);
+    }
+    let used: Vec<String> = query.fetch_all(conn).await?;
+    Ok(!used.is_empty())
 }
 
 pub struct Resend<'a> {
