@@ -1,5 +1,6 @@
-//! The audit log: its rows, written beside the change they record (see
-//! `audit::record`), the hourly tally of events that name no one, and reads.
+//! The audit log: the security events of SPEC §6, their rows, written
+//! beside the change they record (see `audit::record`), the hourly tally of
+//! events that name no one, and reads.
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -43,18 +44,141 @@ pub async fn list(conn: &mut Conn, filter: &Filter<'_>) -> sqlx::Result<Vec<Entr
     .await
 }
 
-/// An event as `audit_log` keeps it: one that names its account or client.
-pub struct NewEntry<'a> {
-    pub at: Timestamp,
-    pub event: &'a str,
+/// What a security event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Registered,
+    LoginFailed,
+    CodeSent,
+    CodeFailed,
+    LoginSucceeded,
+    RefreshReused,
+    SessionRevoked,
+    PasswordChanged,
+    PasswordReset,
+    AccountDisabled,
+    AccountEnabled,
+    /// A code was not even compared: its key was unknown, used, expired or burned.
+    CodeRefused,
+    /// A budget of SPEC §6 ran out; the detail names which.
+    BudgetExhausted,
+    /// Too many consecutive wrong codes: the address's code flows are locked.
+    CodesLocked,
+    TotpEnabled,
+    TotpDisabled,
+    /// An operator cleared a lost authenticator.
+    TotpReset,
+    /// A recovery code was spent in place of a TOTP code.
+    RecoveryCodeUsed,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ClientLoginSucceeded,
+    ClientLoginFailed,
+    /// An operator made a client.
+    ClientCreated,
+    /// An operator changed a client; the detail says how.
+    ClientChanged,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Registered => "registered",
+            Kind::LoginFailed => "login_failed",
+            Kind::CodeSent => "code_sent",
+            Kind::CodeFailed => "code_failed",
+            Kind::LoginSucceeded => "login_succeeded",
+            Kind::RefreshReused => "refresh_reused",
+            Kind::SessionRevoked => "session_revoked",
+            Kind::PasswordChanged => "password_changed",
+            Kind::PasswordReset => "password_reset",
+            Kind::AccountDisabled => "account_disabled",
+            Kind::AccountEnabled => "account_enabled",
+            Kind::CodeRefused => "code_refused",
+            Kind::BudgetExhausted => "budget_exhausted",
+            Kind::CodesLocked => "codes_locked",
+            Kind::TotpEnabled => "totp_enabled",
+            Kind::TotpDisabled => "totp_disabled",
+            Kind::TotpReset => "totp_reset",
+            Kind::RecoveryCodeUsed => "recovery_code_used",
+            Kind::ApiKeyCreated => "api_key_created",
+            Kind::ApiKeyRevoked => "api_key_revoked",
+            Kind::ClientLoginSucceeded => "client_login_succeeded",
+            Kind::ClientLoginFailed => "client_login_failed",
+            Kind::ClientCreated => "client_created",
+            Kind::ClientChanged => "client_changed",
+        }
+    }
+}
+
+/// One event; never carries a secret.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub kind: Kind,
     pub user_id: Option<&'a str>,
+    /// The machine client the event is about.
     pub client_id: Option<i64>,
     pub session_id: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub device_id: Option<&'a str>,
-    pub trace_id: Option<String>,
+    /// A short reason, e.g. `invalid_credentials`, `logout`.
     pub detail: Option<&'a str>,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            user_id: None,
+            client_id: None,
+            session_id: None,
+            ip: None,
+            user_agent: None,
+            device_id: None,
+            detail: None,
+        }
+    }
+
+    pub fn user(mut self, user_id: &'a str) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    pub fn client(mut self, client_id: i64) -> Self {
+        self.client_id = Some(client_id);
+        self
+    }
+
+    pub fn session(mut self, session_id: &'a str) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+
+    /// Where the request came from.
+    pub fn from(mut self, ip: Option<&'a str>, user_agent: Option<&'a str>) -> Self {
+        self.ip = ip;
+        self.user_agent = user_agent;
+        self
+    }
+
+    pub fn device(mut self, device_id: Option<&'a str>) -> Self {
+        self.device_id = device_id;
+        self
+    }
+
+    pub fn detail(mut self, detail: &'a str) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// An event as `audit_log` keeps it: one that names its account or client,
+/// with when it happened and the request's trace id.
+pub struct NewEntry<'a> {
+    pub at: Timestamp,
+    pub event: Event<'a>,
+    pub trace_id: Option<String>,
 }
 
 /// The statement that stores a [`NewEntry`], its placeholders numbered from
@@ -72,17 +196,18 @@ pub(super) fn bind<'q>(
     query: Query<'q, Any, AnyArguments<'q>>,
     e: &'q NewEntry<'_>,
 ) -> Query<'q, Any, AnyArguments<'q>> {
+    let event = &e.event;
     query
         .bind(e.at)
-        .bind(e.event)
-        .bind(e.user_id)
-        .bind(e.client_id)
-        .bind(e.session_id)
-        .bind(e.ip)
-        .bind(e.user_agent)
-        .bind(e.device_id)
+        .bind(event.kind.as_str())
+        .bind(event.user_id)
+        .bind(event.client_id)
+        .bind(event.session_id)
+        .bind(event.ip)
+        .bind(event.user_agent)
+        .bind(event.device_id)
         .bind(e.trace_id.as_deref())
-        .bind(e.detail)
+        .bind(event.detail)
 }
 
 pub async fn insert(conn: &mut Conn, entry: &NewEntry<'_>) -> sqlx::Result<()> {
