@@ -5,6 +5,7 @@ use ipnet::IpNet;
 use sqlx::FromRow;
 
 use super::audit_log::{self, NewEntry};
+use super::refresh::{self, Family};
 use super::Conn;
 use crate::clock::Timestamp;
 
@@ -166,9 +167,8 @@ pub async fn open_session(
         &[
             "INSERT INTO client_sessions (id, client_id, ip, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
-            "INSERT INTO client_refresh_tokens (token_hash, session_id, created_at, expires_at)
-             VALUES ($6, $1, $4, $5)",
-            &audit_log::insert_sql(7),
+            &refresh::insert_sql(Family::Client, 6),
+            &audit_log::insert_sql(10),
         ],
     );
     let query = sqlx::query(&sql)
@@ -176,8 +176,8 @@ pub async fn open_session(
         .bind(s.client_id)
         .bind(s.ip)
         .bind(now)
-        .bind(s.expires_at)
-        .bind(refresh_hash);
+        .bind(s.expires_at);
+    let query = refresh::bind(query, refresh_hash, s.id, s.expires_at, now);
     audit_log::bind(query, event).execute(conn).await?;
     Ok(())
 }

@@ -2,6 +2,10 @@
 //! as hashes, each rotated once (SPEC §5). The two kinds live in tables of
 //! their own, with the same columns.
 
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::Any;
+
 use super::Conn;
 use crate::clock::Timestamp;
 
@@ -33,18 +37,37 @@ pub async fn insert(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> sqlx::Result<()> {
-    sqlx::query(&format!(
-        "INSERT INTO {} (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (token_hash) DO NOTHING",
-        family.table()
-    ))
-    .bind(token_hash)
-    .bind(session_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(conn)
-    .await?;
+    let sql = insert_sql(family, 1);
+    bind(sqlx::query(&sql), token_hash, session_id, expires_at, now)
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// The statement of [`insert`], its placeholders numbered from `$first` on,
+/// for [`bind`]'s values.
+pub(super) fn insert_sql(family: Family, first: usize) -> String {
+    format!(
+        "INSERT INTO {} (token_hash, session_id, expires_at, created_at) VALUES ({})
+         ON CONFLICT (token_hash) DO NOTHING",
+        family.table(),
+        super::placeholders(first, 4)
+    )
+}
+
+/// Binds [`insert`]'s values after those `query` already has.
+pub(super) fn bind<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    token_hash: &'q str,
+    session_id: &'q str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    query
+        .bind(token_hash)
+        .bind(session_id)
+        .bind(expires_at)
+        .bind(now)
 }
 
 /// What rotating a refresh token found.

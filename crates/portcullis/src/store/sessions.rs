@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 use sqlx::FromRow;
 
 use super::audit_log::{self, NewEntry};
+use super::refresh::{self, Family};
 use super::users::{self, User};
 use super::Conn;
 use crate::clock::Timestamp;
@@ -94,9 +95,8 @@ pub async fn open(
             "INSERT INTO sessions (id, user_id, device_id, device_name, platform, operating_system, location,
                  latitude, longitude, fcm_token, ip, user_agent, created_at, last_seen_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
-             VALUES ($15, $1, $13, $14)",
-            &audit_log::insert_sql(16),
+            &refresh::insert_sql(Family::User, 15),
+            &audit_log::insert_sql(19),
         ],
     );
     let query = sqlx::query(&sql)
@@ -113,8 +113,8 @@ pub async fn open(
         .bind(s.ip)
         .bind(s.user_agent)
         .bind(now)
-        .bind(s.expires_at)
-        .bind(refresh_hash);
+        .bind(s.expires_at);
+    let query = refresh::bind(query, refresh_hash, s.id, s.expires_at, now);
     audit_log::bind(query, event).execute(conn).await?;
     Ok(())
 }
