@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::clock::{rfc3339, Clock, SystemClock};
 
 /// What an error rendered during a request takes from it.
+#[derive(Clone)]
 pub struct RequestContext {
     /// Sent as `X-Request-Id`, written to the request's log line.
     pub trace_id: String,

@@ -15,10 +15,14 @@ use crate::error::ApiError;
 use crate::store::api_keys::ApiKey;
 use portcullis_proto::*;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn writes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create, list))
+        .routes(routes!(create))
         .routes(routes!(revoke))
+}
+
+pub fn reads() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
 /// Makes an API key for the caller; the key is shown only in this answer.

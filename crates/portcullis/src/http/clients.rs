@@ -13,11 +13,14 @@ use crate::clock::rfc3339;
 use crate::error::ApiError;
 use portcullis_proto::*;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn writes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(refresh))
-        .routes(routes!(me))
+}
+
+pub fn reads() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
 }
 
 /// A machine client's API key and secret for tokens.

@@ -14,14 +14,18 @@ use portcullis_proto::*;
 /// The scope an API key needs to list and end sessions.
 const SESSIONS_SCOPE: &str = "sessions";
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn writes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(logout_all))
+        .routes(routes!(revoke_session))
+}
+
+pub fn reads() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(me, me_post))
         .routes(routes!(sessions))
-        .routes(routes!(revoke_session))
 }
 
 /// A refresh token for a new access token (and, with rotation, a new refresh token).

@@ -18,6 +18,7 @@ pub mod signing_keys;
 pub mod totp;
 mod unit;
 pub mod users;
+mod writer_thread;
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, Executor};
 
 pub use sqlx::AnyConnection as Conn;
 pub use unit::Unit;
@@ -85,11 +86,9 @@ impl Db {
         };
         let pool = Self::pool_of(backend, &options, sync, connections).await?;
         let writer = match backend {
-            Backend::Sqlite => {
-                let mut conn = options.connect().await?;
-                conn.execute(sqlite_pragmas(sync).as_str()).await?;
-                Some(Arc::new(unit::Group::new(conn)))
-            }
+            Backend::Sqlite => Some(Arc::new(
+                unit::Group::start(options.clone(), sqlite_pragmas(sync)).await?,
+            )),
             Backend::Postgres => None,
         };
         Ok(Db {
@@ -106,23 +105,32 @@ impl Db {
         sync: &'static str,
         connections: u32,
     ) -> sqlx::Result<AnyPool> {
-        AnyPoolOptions::new()
+        let mut pool = AnyPoolOptions::new()
             .max_connections(connections)
             // sqlx pings each connection as it comes back to the pool; a
             // second ping as it is taken again would cost every request a
             // round trip more. One that died idle fails its first statement.
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(sqlite_pragmas(sync).as_str()).await?;
-                    }
-                    Ok(())
-                })
+            .acquire_timeout(Duration::from_secs(5));
+        if backend == Backend::Sqlite {
+            // SQLite's readers are all opened now, from this thread, and
+            // kept: one opened later from the writer's thread would inherit
+            // its pin to one CPU (see `writer_thread`).
+            pool = pool
+                .min_connections(connections)
+                .max_lifetime(None)
+                .idle_timeout(None);
+        }
+        pool.after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute(sqlite_pragmas(sync).as_str()).await?;
+                }
+                Ok(())
             })
-            .connect_with(options.clone())
-            .await
+        })
+        .connect_with(options.clone())
+        .await
     }
 
     /// Applies the embedded migrations of this backend.
@@ -163,6 +171,20 @@ impl Db {
         match &self.writer {
             Some(writer) => writer.begin().await,
             None => Ok(self.pool.begin().await?.into()),
+        }
+    }
+
+    /// Runs `work`, which takes units of work, where they run fastest: on
+    /// SQLite, on the writer's own thread (see [`writer_thread`]). `None`
+    /// once the database is closed.
+    pub async fn beside_the_writer<F>(&self, work: F) -> Option<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.run(work).await,
+            None => Some(work.await),
         }
     }
 

@@ -17,8 +17,11 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::{Any, AnyConnection, Executor, Transaction};
+use sqlx::any::AnyConnectOptions;
+use sqlx::{Any, AnyConnection, ConnectOptions, Executor, Transaction};
 use tokio::sync::{watch, Mutex, Notify, OwnedMutexGuard};
+
+use super::writer_thread::WriterThread;
 
 /// How long a unit waits for the connection before it gives up, as a pool's
 /// acquire would.
@@ -72,11 +75,12 @@ impl DerefMut for Unit {
     }
 }
 
-/// SQLite's writer: the connection, the committer's wake-up, and a handle
-/// that stops the committer once the last [`Db`](super::Db) is gone.
+/// SQLite's writer: the connection, the committer's wake-up, and the thread
+/// they run best on, which ends once the last [`Db`](super::Db) is gone.
 pub(super) struct Group {
     writer: Arc<Mutex<Writer>>,
     wake: Arc<Notify>,
+    thread: WriterThread,
 }
 
 struct Writer {
@@ -90,8 +94,18 @@ struct Writer {
 }
 
 impl Group {
-    /// Takes over `conn` and starts the committer.
-    pub(super) fn new(conn: AnyConnection) -> Group {
+    /// Opens the writer's connection on its own thread (see
+    /// [`writer_thread`](super::writer_thread)), and starts the committer there.
+    pub(super) async fn start(
+        options: AnyConnectOptions,
+        pragmas: String,
+    ) -> anyhow::Result<Group> {
+        let open = async move {
+            let mut conn = options.connect().await?;
+            conn.execute(pragmas.as_str()).await?;
+            Ok(conn)
+        };
+        let (thread, conn) = WriterThread::start(open).await?;
         let writer = Arc::new(Mutex::new(Writer {
             conn,
             open: None,
@@ -99,8 +113,21 @@ impl Group {
             closed: false,
         }));
         let wake = Arc::new(Notify::new());
-        tokio::spawn(commit_groups(Arc::downgrade(&writer), wake.clone()));
-        Group { writer, wake }
+        thread.spawn(commit_groups(Arc::downgrade(&writer), wake.clone()));
+        Ok(Group {
+            writer,
+            wake,
+            thread,
+        })
+    }
+
+    /// Runs `work` on the writer's thread (`None` once it has ended).
+    pub(super) async fn run<F>(&self, work: F) -> Option<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.thread.run(work).await
     }
 
     pub(super) async fn begin(&self) -> sqlx::Result<Unit> {
