@@ -176,7 +176,7 @@ impl Db {
 
     /// Runs `work`, which takes units of work, where they run fastest: on
     /// SQLite, on the writer's own thread (see [`writer_thread`]). `None`
-    /// once the database is closed.
+    /// if that thread has stopped.
     pub async fn beside_the_writer<F>(&self, work: F) -> Option<F::Output>
     where
         F: std::future::Future + Send + 'static,
