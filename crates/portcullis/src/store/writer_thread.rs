@@ -106,9 +106,9 @@ fn pin_to_this_cpu() {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     use std::time::Duration;
+
+    use tokio::sync::oneshot;
 
     use super::WriterThread;
 
@@ -127,17 +127,11 @@ mod tests {
             assert_eq!(cpus.map(Result::ok), Some(Some(1)));
         }
 
-        let finished = Arc::new(AtomicBool::new(false));
-        let work = {
-            let finished = finished.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                finished.store(true, Ordering::SeqCst);
-            }
-        };
-        let cut = tokio::time::timeout(Duration::from_millis(20), thread.run(work)).await;
+        // Work that waits forever, whose caller gives up.
+        let (mut release, wait) = oneshot::channel::<()>();
+        let cut = tokio::time::timeout(Duration::from_millis(20), thread.run(wait)).await;
         assert!(cut.is_err());
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert!(!finished.load(Ordering::SeqCst), "work outlived its caller");
+        let dropped = tokio::time::timeout(Duration::from_secs(10), release.closed()).await;
+        assert!(dropped.is_ok(), "the work outlived its caller");
     }
 }
