@@ -82,7 +82,9 @@ impl Work<'_> {
     }
 
     /// Stores a message that is never sent, at the cost of a real one: the
-    /// decoy of a message to an address with no account.
+    /// decoy of a message to an address with no account. Committing wakes
+    /// the mail worker as a real message does (it finds nothing to send):
+    /// the wake is part of what the answer costs.
     pub async fn withhold(
         &mut self,
         to: &str,
@@ -92,7 +94,9 @@ impl Work<'_> {
         self.s
             .mailer
             .enqueue(&mut self.tx, to, message, true, now)
-            .await
+            .await?;
+        self.mailed = true;
+        Ok(())
     }
 
     /// Records a security event with the change it belongs to.
