@@ -73,12 +73,7 @@ impl Work<'_> {
         message: Message<'_>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        self.s
-            .mailer
-            .enqueue(&mut self.tx, to, message, false, now)
-            .await?;
-        self.mailed = true;
-        Ok(())
+        self.queue(to, message, false, now).await
     }
 
     /// Stores a message that is never sent, at the cost of a real one: the
@@ -91,9 +86,19 @@ impl Work<'_> {
         message: Message<'_>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
+        self.queue(to, message, true, now).await
+    }
+
+    async fn queue(
+        &mut self,
+        to: &str,
+        message: Message<'_>,
+        withheld: bool,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
         self.s
             .mailer
-            .enqueue(&mut self.tx, to, message, true, now)
+            .enqueue(&mut self.tx, to, message, withheld, now)
             .await?;
         self.mailed = true;
         Ok(())

@@ -49,7 +49,8 @@ enum Backend {
 /// locked sleeps in its busy handler (1 ms, then 2, 5, 10, … up to 100 ms),
 /// which collapses throughput when writers contend. So on SQLite units of
 /// work queue in-process, in order, for one writer connection beside the
-/// readers, and commit in groups (see [`unit`]). PostgreSQL's writers run
+/// readers, and commit in groups (see [`unit`]); the writer has a thread of
+/// its own (see [`writer_thread`]). PostgreSQL's writers run
 /// side by side: one pool.
 #[derive(Clone)]
 pub struct Db {
@@ -183,7 +184,7 @@ impl Db {
         F::Output: Send + 'static,
     {
         match &self.writer {
-            Some(writer) => writer.run(work).await,
+            Some(writer) => writer.thread.run(work).await,
             None => Some(work.await),
         }
     }

@@ -80,7 +80,7 @@ impl DerefMut for Unit {
 pub(super) struct Group {
     writer: Arc<Mutex<Writer>>,
     wake: Arc<Notify>,
-    thread: WriterThread,
+    pub(super) thread: WriterThread,
 }
 
 struct Writer {
@@ -119,15 +119,6 @@ impl Group {
             wake,
             thread,
         })
-    }
-
-    /// Runs `work` on the writer's thread (`None` once it has ended).
-    pub(super) async fn run<F>(&self, work: F) -> Option<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.thread.run(work).await
     }
 
     pub(super) async fn begin(&self) -> sqlx::Result<Unit> {
