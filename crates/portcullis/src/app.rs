@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -53,14 +53,8 @@ impl App {
         )
         .await?;
         let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
-        let wake = Arc::new(Notify::new());
         let templates = Templates::load(config.template_dir.as_deref())?;
-        let mailer = Mailer::new(
-            templates,
-            secrets.clone(),
-            config.issuer.clone(),
-            wake.clone(),
-        );
+        let (mailer, handed) = Mailer::new(templates, secrets.clone(), config.issuer.clone());
         let metrics = Arc::new(Metrics::default());
         let token_ttl = config.access_ttl.max(config.client_access_ttl).as_secs() as i64;
         let revocations = Arc::new(Revocations::load(&db, token_ttl, clock.now()).await?);
@@ -70,7 +64,7 @@ impl App {
             transport: Transport::from_config(&config)?,
             from: config.mail_from.clone(),
             clock: clock.clone(),
-            wake,
+            handed,
             metrics: metrics.clone(),
         };
         let listener = TcpListener::bind(config.listen)
@@ -142,10 +136,10 @@ impl App {
         let drain = self.limits.drain;
         server::serve(self.listener, router, self.limits, shutdown).await;
         let _ = stop.send(true);
-        // The mail worker finishes the message it is sending; one still
+        // The mail worker sends what was handed to it; a message still
         // unsent then stays leased in the outbox and is sent after a restart.
         if tokio::time::timeout(drain, worker).await.is_err() {
-            tracing::warn!("the mail worker did not stop in time; its message is retried later");
+            tracing::warn!("the mail worker did not stop in time; its messages are retried later");
         }
         let _ = retention.await;
         let _ = key_usage.await;

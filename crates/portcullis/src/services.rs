@@ -11,7 +11,7 @@ use crate::audit::{self, Event};
 use crate::clock::{Clock, Timestamp};
 use crate::config::Config;
 use crate::crypto::Secrets;
-use crate::mail::{Mailer, Message};
+use crate::mail::{Handoff, Mailer, Message};
 use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::revocations::Revocations;
@@ -49,19 +49,19 @@ impl Services {
         Ok(Work {
             tx: self.db.begin().await?,
             s: self,
-            mailed: false,
+            handoffs: Vec::new(),
             ends_access: false,
         })
     }
 }
 
 /// A transaction that knows about the mail it queued and the access it
-/// ended: committing it wakes the mail worker, and applies the revocations
-/// on this instance before the flow answers.
+/// ended: committing it hands the mail to the worker, and applies the
+/// revocations on this instance before the flow answers.
 pub struct Work<'s> {
     tx: Unit,
     s: &'s Services,
-    mailed: bool,
+    handoffs: Vec<Handoff>,
     ends_access: bool,
 }
 
@@ -77,9 +77,9 @@ impl Work<'_> {
     }
 
     /// Stores a message that is never sent, at the cost of a real one: the
-    /// decoy of a message to an address with no account. Committing wakes
-    /// the mail worker as a real message does (it finds nothing to send):
-    /// the wake is part of what the answer costs.
+    /// decoy of a message to an address with no account. Committing hands
+    /// the mail worker an empty message as a real one is handed over: the
+    /// handoff is part of what the answer costs.
     pub async fn withhold(
         &mut self,
         to: &str,
@@ -96,11 +96,12 @@ impl Work<'_> {
         withheld: bool,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        self.s
+        let handoff = self
+            .s
             .mailer
             .enqueue(&mut self.tx, to, message, withheld, now)
             .await?;
-        self.mailed = true;
+        self.handoffs.extend(handoff);
         Ok(())
     }
 
@@ -126,8 +127,8 @@ impl Work<'_> {
 
     pub async fn commit(self) -> sqlx::Result<()> {
         self.tx.commit().await?;
-        if self.mailed {
-            self.s.mailer.wake();
+        for handoff in self.handoffs {
+            handoff.send();
         }
         if self.ends_access {
             // Committed already: a failed read is retried by the follower within a second.

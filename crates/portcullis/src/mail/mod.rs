@@ -1,6 +1,11 @@
 //! Email (SPEC §7): messages are rendered from templates, written encrypted
 //! to the outbox in the caller's transaction, and delivered by a background
 //! worker with retries, so a mail outage delays mail but loses none.
+//!
+//! A message is handed to this instance's worker as its transaction commits,
+//! and stored leased to that worker, so it is sent without being read back;
+//! the outbox is polled for the rest: retries, messages queued while the
+//! worker's queue was full, and those whose worker stopped before sending.
 
 mod templates;
 mod transport;
@@ -9,7 +14,7 @@ mod worker;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
 use templates::Template;
 pub use templates::Templates;
@@ -77,6 +82,36 @@ impl<'a> Message<'a> {
     }
 }
 
+/// How long a worker holds a message it is to send: stored with one when
+/// handed over, or leased from the outbox.
+const LEASE_SECS: i64 = 60;
+
+/// Messages handed to the worker and not yet taken; past that, a message
+/// waits in the outbox for the worker's next look.
+const HANDOFFS: usize = 256;
+
+/// A message handed to the worker, already leased to it.
+pub struct Handed {
+    id: String,
+    recipient: String,
+    template: &'static str,
+    rendered: Rendered,
+    leased_until: Timestamp,
+}
+
+/// What a unit of work hands the worker once it commits: a message to send,
+/// or none for a withheld one (the same handoff, at the same cost).
+pub struct Handoff {
+    place: mpsc::OwnedPermit<Option<Handed>>,
+    message: Option<Handed>,
+}
+
+impl Handoff {
+    pub fn send(self) {
+        self.place.send(self.message);
+    }
+}
+
 /// What an outbox message's ciphertext is bound to: its row.
 fn outbox_context(id: &str) -> String {
     format!("outbox:{id}")
@@ -87,28 +122,32 @@ pub struct Mailer {
     templates: Templates,
     secrets: Arc<Secrets>,
     issuer: String,
-    wake: Arc<Notify>,
+    worker: mpsc::Sender<Option<Handed>>,
 }
 
 impl Mailer {
+    /// The mailer, and the queue of messages handed to the [`Worker`].
     pub fn new(
         templates: Templates,
         secrets: Arc<Secrets>,
         issuer: String,
-        wake: Arc<Notify>,
-    ) -> Self {
-        Self {
+    ) -> (Self, mpsc::Receiver<Option<Handed>>) {
+        let (worker, handed) = mpsc::channel(HANDOFFS);
+        let mailer = Self {
             templates,
             secrets,
             issuer,
-            wake,
-        }
+            worker,
+        };
+        (mailer, handed)
     }
 
     /// Writes a message to the outbox on `conn` (inside the caller's
-    /// transaction); call [`Mailer::wake`] once that has committed. A
-    /// withheld message is rendered and stored like any other, at the same
-    /// cost, but never sent: the decoy of one to an address with no account.
+    /// transaction); send the handoff once that has committed. A withheld
+    /// message is rendered, stored and handed over like any other, at the
+    /// same cost, but never sent: the decoy of one to an address with no
+    /// account. With the worker's queue full, there is no handoff: the
+    /// message waits in the outbox for the worker's next look.
     pub async fn enqueue(
         &self,
         conn: &mut Conn,
@@ -116,7 +155,7 @@ impl Mailer {
         message: Message<'_>,
         withheld: bool,
         now: Timestamp,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<Handoff>> {
         let mut vars = message.vars();
         vars.push(("email", to.to_owned()));
         vars.push(("issuer", self.issuer.clone()));
@@ -127,12 +166,30 @@ impl Mailer {
         let sealed = self
             .secrets
             .encrypt(&serde_json::to_vec(&rendered)?, &outbox_context(&id));
-        outbox::insert(conn, &id, to, template.name(), &sealed, withheld, now).await?;
-        Ok(())
-    }
-
-    /// Tells the worker there is mail to send.
-    pub fn wake(&self) {
-        self.wake.notify_one();
+        // A place in the worker's queue, taken first: the row says who sends it.
+        let place = self.worker.clone().try_reserve_owned().ok();
+        let leased_until = match place {
+            Some(_) => now + LEASE_SECS,
+            None => now,
+        };
+        let row = outbox::NewMessage {
+            id: &id,
+            recipient: to,
+            template: template.name(),
+            message: &sealed,
+            withheld,
+            next_attempt_at: leased_until,
+        };
+        outbox::insert(conn, &row, now).await?;
+        Ok(place.map(|place| Handoff {
+            place,
+            message: (!withheld).then(|| Handed {
+                id,
+                recipient: to.to_owned(),
+                template: template.name(),
+                rendered,
+                leased_until,
+            }),
+        }))
     }
 }

@@ -16,29 +16,34 @@ pub struct Queued {
     pub next_attempt_at: Timestamp,
 }
 
-/// Queues a message; a withheld one is stored as refused and never sent.
-pub async fn insert(
-    conn: &mut Conn,
-    id: &str,
-    recipient: &str,
-    template: &str,
-    message: &str,
-    withheld: bool,
-    now: Timestamp,
-) -> sqlx::Result<()> {
-    let (refused_at, last_error) = match withheld {
+/// A message to queue.
+pub struct NewMessage<'a> {
+    pub id: &'a str,
+    pub recipient: &'a str,
+    pub template: &'a str,
+    /// Encrypted rendered message.
+    pub message: &'a str,
+    /// Stored as refused and never sent.
+    pub withheld: bool,
+    /// Now, or the end of the lease of the worker it was handed to.
+    pub next_attempt_at: Timestamp,
+}
+
+pub async fn insert(conn: &mut Conn, new: &NewMessage<'_>, now: Timestamp) -> sqlx::Result<()> {
+    let (refused_at, last_error) = match new.withheld {
         true => (Some(now), Some("withheld: no account at this address")),
         false => (None, None),
     };
     sqlx::query(
         "INSERT INTO outbox (id, recipient, template, message, created_at, next_attempt_at, refused_at, last_error)
-         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(id)
-    .bind(recipient)
-    .bind(template)
-    .bind(message)
+    .bind(new.id)
+    .bind(new.recipient)
+    .bind(new.template)
+    .bind(new.message)
     .bind(now)
+    .bind(new.next_attempt_at)
     .bind(refused_at)
     .bind(last_error)
     .execute(conn)
