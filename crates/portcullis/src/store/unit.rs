@@ -171,15 +171,17 @@ impl Grouped {
             return Err(sqlx::Error::PoolClosed);
         }
         writer.settle().await;
-        if writer.open.is_none() {
-            // IMMEDIATE: take the write lock now, waiting out other processes.
-            writer.conn.execute("BEGIN IMMEDIATE").await?;
-            writer.open = Some(watch::channel(None).0);
-        }
-        if let Err(e) = writer.conn.execute("SAVEPOINT unit").await {
+        // The group's transaction first if none is open, in the same trip.
+        // IMMEDIATE: take the write lock now, waiting out other processes.
+        let opening = match writer.open {
+            Some(_) => "SAVEPOINT unit",
+            None => "BEGIN IMMEDIATE; SAVEPOINT unit",
+        };
+        if let Err(e) = writer.conn.execute(opening).await {
             writer.abort(&e).await;
             return Err(e);
         }
+        writer.open.get_or_insert_with(|| watch::channel(None).0);
         writer.in_unit = true;
         Ok(self)
     }
