@@ -3,9 +3,11 @@
 //! a shared transaction, and commit in groups: SQLite syncs the disk once per
 //! commit, so a group of units shares one sync instead of paying one each.
 //!
-//! A unit that commits releases its savepoint, hands the connection to the
-//! next unit in the queue, and waits until its group is committed: only then
-//! does its flow answer. A unit dropped before it commits is rolled back to
+//! A unit that commits leaves its savepoint to be released with the next
+//! statement the writer sends (the next unit's savepoint, or the group's
+//! commit, which ends it too), hands the connection to the next unit in the
+//! queue, and waits until its group is committed: only then does its flow
+//! answer. A unit dropped before it commits is rolled back to
 //! its savepoint by whoever takes the connection next. The committer task
 //! queues for the connection behind the units already waiting, so a group is
 //! every unit that queued while the one before it ran; then it commits. The
@@ -88,8 +90,7 @@ struct Writer {
     /// The open group's outcome, for its units to wait on; `None` when no
     /// transaction is open.
     open: Option<watch::Sender<Outcome>>,
-    /// A unit's savepoint is open: held by the unit, or left by one dropped.
-    in_unit: bool,
+    savepoint: Savepoint,
     closed: bool,
 }
 
@@ -109,7 +110,7 @@ impl Group {
         let writer = Arc::new(Mutex::new(Writer {
             conn,
             open: None,
-            in_unit: false,
+            savepoint: Savepoint::None,
             closed: false,
         }));
         let wake = Arc::new(Notify::new());
@@ -148,6 +149,16 @@ impl Drop for Group {
     }
 }
 
+/// The last unit's savepoint.
+#[derive(PartialEq)]
+enum Savepoint {
+    None,
+    /// Open: held by a unit, or left by one dropped uncommitted.
+    Held,
+    /// Its unit committed; released on the writer's next trip.
+    Done,
+}
+
 /// A unit holding the writer; dropped, it wakes the committer.
 struct Grouped {
     writer: OwnedMutexGuard<Writer>,
@@ -171,23 +182,25 @@ impl Grouped {
             return Err(sqlx::Error::PoolClosed);
         }
         writer.settle().await;
-        // The group's transaction first if none is open, in the same trip.
-        // IMMEDIATE: take the write lock now, waiting out other processes.
-        let opening = match writer.open {
-            Some(_) => "SAVEPOINT unit",
-            None => "BEGIN IMMEDIATE; SAVEPOINT unit",
+        // In the same trip: the group's transaction first if none is open, or
+        // the release of the last unit's savepoint. IMMEDIATE: take the write
+        // lock now, waiting out other processes.
+        let opening = match (&writer.open, &writer.savepoint) {
+            (None, _) => "BEGIN IMMEDIATE; SAVEPOINT unit",
+            (Some(_), Savepoint::Done) => "RELEASE unit; SAVEPOINT unit",
+            (Some(_), _) => "SAVEPOINT unit",
         };
         if let Err(e) = writer.conn.execute(opening).await {
             writer.abort(&e).await;
             return Err(e);
         }
         writer.open.get_or_insert_with(|| watch::channel(None).0);
-        writer.in_unit = true;
+        writer.savepoint = Savepoint::Held;
         Ok(self)
     }
 
     async fn commit(self) -> sqlx::Result<()> {
-        let mut outcome = uncancelled(self.release()).await?;
+        let mut outcome = self.release()?;
         let committed = outcome.wait_for(Option::is_some).await;
         match committed.as_deref() {
             Ok(Some(Ok(()))) => Ok(()),
@@ -196,15 +209,11 @@ impl Grouped {
         }
     }
 
-    /// Releases the unit's savepoint into its group, whose outcome it returns.
+    /// Leaves the unit's savepoint to its group, whose outcome it returns.
     /// Then the next unit may run, and the committer commits once none waits.
-    async fn release(self) -> sqlx::Result<watch::Receiver<Outcome>> {
+    fn release(self) -> sqlx::Result<watch::Receiver<Outcome>> {
         let Grouped { mut writer, _wake } = self;
-        if let Err(e) = writer.conn.execute("RELEASE unit").await {
-            writer.abort(&e).await;
-            return Err(e);
-        }
-        writer.in_unit = false;
+        writer.savepoint = Savepoint::Done;
         match &writer.open {
             Some(group) => Ok(group.subscribe()),
             None => Err(lost("no group was open")),
@@ -214,7 +223,7 @@ impl Grouped {
 
 /// Runs `step` to its end even if the request awaiting it is dropped: a
 /// control statement cut off half-way would leave the writer's state unknown
-/// (a savepoint opened, or released, or not).
+/// (a savepoint opened, or a transaction begun, or not).
 async fn uncancelled<T: Send + 'static>(
     step: impl Future<Output = sqlx::Result<T>> + Send + 'static,
 ) -> sqlx::Result<T> {
@@ -227,16 +236,17 @@ async fn uncancelled<T: Send + 'static>(
 impl Writer {
     /// Rolls back the savepoint of a unit that was dropped uncommitted.
     async fn settle(&mut self) {
-        if !self.in_unit {
+        if self.savepoint != Savepoint::Held {
             return;
         }
         match self.conn.execute("ROLLBACK TO unit; RELEASE unit").await {
-            Ok(_) => self.in_unit = false,
+            Ok(_) => self.savepoint = Savepoint::None,
             Err(e) => self.abort(&e).await,
         }
     }
 
     /// Commits the open group, if any, and tells its units how it went.
+    /// COMMIT ends the last unit's savepoint with the transaction.
     async fn commit(&mut self) {
         self.settle().await;
         let Some(group) = self.open.take() else {
@@ -244,6 +254,7 @@ impl Writer {
         };
         match self.conn.execute("COMMIT").await {
             Ok(_) => {
+                self.savepoint = Savepoint::None;
                 group.send_replace(Some(Ok(())));
             }
             Err(e) => {
@@ -260,7 +271,7 @@ impl Writer {
         if let Err(e) = self.conn.execute("ROLLBACK").await {
             tracing::debug!(error = %e, "rollback after a failed group");
         }
-        self.in_unit = false;
+        self.savepoint = Savepoint::None;
         if let Some(group) = self.open.take() {
             group.send_replace(Some(Err(e.to_string().into())));
         }
