@@ -11,6 +11,7 @@ last one. Run it through bench/run.sh, which builds and installs what it needs.
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -60,17 +61,18 @@ def main():
     stores = args.store or STORES
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="portcullis-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="portcullis-bench-") as tmp, \
+            listening([bin_dir / "smtp-sink"]) as smtp:
         tmp = Path(tmp)
         for store in stores:
-            rows += bench_store(store, bin_dir, tmp / store, seconds, args)
+            rows += bench_store(store, bin_dir, tmp / store, seconds, args, smtp)
     print_table(rows, seconds, args.smoke)
     # A smoke run only shows that the benchmark still runs; its figures mean nothing.
     if any(r.get("invalid") for r in rows) and not args.smoke:
         sys.exit("bench: some runs had errors (see the table)")
 
 
-def bench_store(store, bin_dir, tmp, seconds, args):
+def bench_store(store, bin_dir, tmp, seconds, args, smtp):
     def wanted(name):
         return not args.path or any(p in name for p in args.path)
 
@@ -79,8 +81,9 @@ def bench_store(store, bin_dir, tmp, seconds, args):
     env = {
         "PORTCULLIS_DATABASE_URL": database,
         "PORTCULLIS_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "PORTCULLIS_MAIL_TRANSPORT": "file",
-        "PORTCULLIS_MAIL_DIR": str(tmp / "mail"),
+        # Mail goes as in production, over SMTP; the sink keeps none of it.
+        "PORTCULLIS_MAIL_TRANSPORT": "smtp",
+        "PORTCULLIS_SMTP_URL": f"smtp://{smtp}",
         # wrk's requests name their own addresses, as many clients' would come.
         "PORTCULLIS_TRUSTED_PROXIES": "127.0.0.1/32",
         **{f"PORTCULLIS_{k.upper()}": v for k, v in UNLIMITED.items()},
@@ -257,10 +260,16 @@ def argon2_rate(bin_dir, seconds):
 
 
 def bare_axum(bin_dir, seconds):
-    process = subprocess.Popen([bin_dir / "bare-axum"], stdout=subprocess.PIPE, text=True)
-    try:
-        address = process.stdout.readline().split()[-1]
+    with listening([bin_dir / "bare-axum"]) as address:
         return wrk(f"http://{address}/", seconds, 64, None, {}, ())["rps"]
+
+
+@contextlib.contextmanager
+def listening(command):
+    """A helper that prints `listening on ADDR` once it is ready: its address, while it runs."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        yield process.stdout.readline().split()[-1]
     finally:
         process.terminate()
         process.wait()
