@@ -15,6 +15,7 @@ both!(
     access_tokens_verify_with_the_published_jwks,
     trace_id_is_in_the_header_and_the_body,
     users_sessions_and_queued_mail_survive_restarts,
+    a_handed_message_whose_lease_ran_short_waits_for_the_poll,
     file_transport_writes_eml_files,
 );
 
@@ -188,6 +189,38 @@ async fn users_sessions_and_queued_mail_survive_restarts(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The worker sends a message handed to it only with half its lease (a
+/// minute) left; one held up in its queue longer is sent by the outbox's poll
+/// once the lease is over, so that no other worker can be sending it too.
+async fn a_handed_message_whose_lease_ran_short_waits_for_the_poll(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // The mail server receives the first message and holds its answer.
+    let hold = app.smtp.held.write().await;
+    app.register("first@example.com").await;
+    app.mail_to("first@example.com").await;
+    app.register("second@example.com").await;
+    // Queued behind the first, the second's lease runs down to 15 s.
+    app.clock.advance(45);
+    drop(hold);
+    // A third message, handed over after the second, arrives: the worker
+    // has passed the second over.
+    app.register("third@example.com").await;
+    app.mail_to("third@example.com").await;
+    let early = app.smtp.received.lock().unwrap().clone();
+    assert!(early.is_empty(), "{early:?}");
+    // Its lease over, the poll sends it, once.
+    app.clock.advance(20);
+    app.mail_to("second@example.com").await;
+    let db = app.db().await;
+    let attempts: i64 =
+        sqlx::query_scalar("SELECT attempts FROM outbox WHERE recipient = 'second@example.com'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    db.close().await;
+    assert_eq!(attempts, 1);
 }
 
 async fn file_transport_writes_eml_files(backend: Backend) {

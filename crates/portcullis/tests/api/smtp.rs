@@ -16,6 +16,9 @@ pub struct Mail {
 pub struct SmtpSink {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Mail>>>,
+    /// While a test holds it for writing, a message is received but not
+    /// acknowledged: its sender waits.
+    pub held: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl SmtpSink {
@@ -24,11 +27,12 @@ impl SmtpSink {
         let sink = SmtpSink {
             port: listener.local_addr().unwrap().port(),
             received: Default::default(),
+            held: Default::default(),
         };
-        let received = sink.received.clone();
+        let (received, held) = (sink.received.clone(), sink.held.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, received.clone()));
+                tokio::spawn(session(stream, received.clone(), held.clone()));
             }
         });
         sink
@@ -39,7 +43,11 @@ impl SmtpSink {
     }
 }
 
-async fn session(stream: tokio::net::TcpStream, received: Arc<Mutex<Vec<Mail>>>) {
+async fn session(
+    stream: tokio::net::TcpStream,
+    received: Arc<Mutex<Vec<Mail>>>,
+    held: Arc<tokio::sync::RwLock<()>>,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     let _ = write.write_all(b"220 sink ESMTP\r\n").await;
@@ -78,6 +86,7 @@ async fn session(stream: tokio::net::TcpStream, received: Arc<Mutex<Vec<Mail>>>)
                 to: std::mem::take(&mut to),
                 data,
             });
+            drop(held.read().await);
             b"250 queued\r\n"
         } else if upper == "QUIT" {
             let _ = write.write_all(b"221 bye\r\n").await;
