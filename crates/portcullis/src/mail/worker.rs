@@ -83,13 +83,7 @@ impl Worker {
             if !leased {
                 continue;
             }
-            let sealed = msg.message.as_deref();
-            let plain =
-                sealed.and_then(|m| self.secrets.decrypt(m, &super::outbox_context(&msg.id)));
-            let rendered = match plain {
-                Some(plain) => serde_json::from_slice::<Rendered>(&plain).map_err(Into::into),
-                None => Err(anyhow::anyhow!("message cannot be decrypted")),
-            };
+            let rendered = self.unseal(&msg);
             self.deliver(
                 &msg.id,
                 &msg.recipient,
@@ -100,6 +94,14 @@ impl Worker {
             .await?;
         }
         Ok(())
+    }
+
+    /// The rendered message a queued row holds, encrypted.
+    fn unseal(&self, msg: &outbox::Queued) -> anyhow::Result<Rendered> {
+        let sealed = msg.message.as_deref();
+        let plain = sealed.and_then(|m| self.secrets.decrypt(m, &super::outbox_context(&msg.id)));
+        let plain = plain.ok_or_else(|| anyhow::anyhow!("message cannot be decrypted"))?;
+        Ok(serde_json::from_slice(&plain)?)
     }
 
     /// Sends a leased message (one that could not be read fails), and records
