@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::Secrets;
-use crate::mail::{Mailer, Templates, Transport, Worker};
+use crate::mail::{Handed, Mailer, Templates, Transport, Worker};
 use crate::metrics::Metrics;
 use crate::password::{Gauge, Hasher};
 use crate::revocations::{self, Revocations};
@@ -24,6 +24,8 @@ pub struct App {
     listener: TcpListener,
     services: Arc<Services>,
     worker: Worker,
+    /// The messages handed to the worker as their units of work commit.
+    handed: mpsc::Receiver<Option<Handed>>,
     limits: Limits,
 }
 
@@ -64,7 +66,6 @@ impl App {
             transport: Transport::from_config(&config)?,
             from: config.mail_from.clone(),
             clock: clock.clone(),
-            handed,
             metrics: metrics.clone(),
         };
         let listener = TcpListener::bind(config.listen)
@@ -86,6 +87,7 @@ impl App {
             listener,
             services,
             worker,
+            handed,
             limits: Limits::default(),
         })
     }
@@ -132,7 +134,7 @@ impl App {
             self.services.clock.clone(),
             stopped.clone(),
         ));
-        let worker = tokio::spawn(self.worker.run(stopped));
+        let worker = tokio::spawn(self.worker.run(self.handed, stopped));
         let drain = self.limits.drain;
         server::serve(self.listener, router, self.limits, shutdown).await;
         let _ = stop.send(true);

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use templates::Template;
 pub use templates::Templates;
 pub use transport::Transport;
-pub use worker::Worker;
+pub use worker::{Worker, SENDS_AT_ONCE};
 
 use crate::clock::Timestamp;
 use crate::crypto::Secrets;

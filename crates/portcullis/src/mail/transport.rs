@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use super::Rendered;
+use super::{Rendered, SENDS_AT_ONCE};
 use crate::config::{Config, MailTransport};
 
 pub enum Transport {
@@ -37,6 +38,7 @@ impl Transport {
                 let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     .context("PORTCULLIS_SMTP_URL is not a valid SMTP URL")?
                     .timeout(Some(Duration::from_secs(15)))
+                    .pool_config(PoolConfig::new().max_size(SENDS_AT_ONCE as u32))
                     .build();
                 Transport::Smtp(smtp)
             }

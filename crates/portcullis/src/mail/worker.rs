@@ -1,10 +1,16 @@
 //! The outbox worker: sends the messages handed to it as they come, and
-//! every [`POLL`] those due in the outbox, retrying with backoff.
+//! every [`POLL`] those due in the outbox, retrying with backoff. Up to
+//! [`SENDS_AT_ONCE`] messages are on their way at once: an SMTP conversation
+//! is several round trips to the mail server, and one at a time a worker
+//! would send no more than those round trips allow (about 22 a second on
+//! loopback, where lettre's writes wait out the peer's delayed ACK; fewer to
+//! a distant relay) however many logins ask for codes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use super::{Handed, Rendered, Transport, LEASE_SECS};
@@ -15,7 +21,10 @@ use crate::store::{outbox, Db};
 
 /// How often the outbox is read for due messages.
 const POLL: Duration = Duration::from_secs(1);
-const BATCH: i64 = 16;
+
+/// The most messages being sent at once; the SMTP transport keeps as many
+/// connections.
+pub const SENDS_AT_ONCE: usize = 16;
 
 /// A handed message is sent only with this long left of its lease, the
 /// longest a send may take (the SMTP timeout) with room to spare; one held up
@@ -28,72 +37,94 @@ pub struct Worker {
     pub transport: Transport,
     pub from: String,
     pub clock: Arc<dyn Clock>,
-    pub handed: mpsc::Receiver<Option<Handed>>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
     /// Runs until `stop` turns true, then sends what was handed to it. The
-    /// outbox is read first, before any handed message is taken.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// outbox is read first, before any handed message is taken; neither is
+    /// taken while [`SENDS_AT_ONCE`] messages are on their way.
+    pub async fn run(
+        self,
+        mut handed: mpsc::Receiver<Option<Handed>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let worker = Arc::new(self);
+        let mut sending = JoinSet::new();
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let room = sending.len() < SENDS_AT_ONCE;
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
-                _ = poll.tick() => {
-                    if let Err(e) = self.deliver_due().await {
+                Some(sent) = sending.join_next() => ended(sent),
+                _ = poll.tick(), if room => {
+                    if let Err(e) = worker.send_due(&mut sending).await {
                         tracing::warn!(error = %e, "outbox: cannot read due messages");
                     }
                 }
-                Some(handed) = self.handed.recv() => self.deliver_handed(handed).await,
+                Some(message) = handed.recv(), if room => {
+                    sending.spawn(worker.clone().deliver_handed(message));
+                }
             }
         }
-        self.handed.close();
-        while let Some(handed) = self.handed.recv().await {
-            self.deliver_handed(handed).await;
+        handed.close();
+        while let Some(message) = handed.recv().await {
+            if sending.len() >= SENDS_AT_ONCE {
+                if let Some(sent) = sending.join_next().await {
+                    ended(sent);
+                }
+            }
+            sending.spawn(worker.clone().deliver_handed(message));
+        }
+        while let Some(sent) = sending.join_next().await {
+            ended(sent);
         }
     }
 
     /// Sends a message handed over with its lease; a withheld one is none.
-    async fn deliver_handed(&self, handed: Option<Handed>) {
+    async fn deliver_handed(self: Arc<Self>, handed: Option<Handed>) {
         let Some(msg) = handed else {
             return;
         };
         if self.clock.now() + LEASE_LEFT_TO_SEND > msg.leased_until {
             return;
         }
-        let sent = self.deliver(&msg.id, &msg.recipient, msg.template, 0, Ok(msg.rendered));
-        if let Err(e) = sent.await {
-            tracing::warn!(id = %msg.id, error = %e, "outbox: delivery not recorded; retried later");
-        }
+        self.deliver(&msg.id, &msg.recipient, msg.template, 0, Ok(msg.rendered))
+            .await;
     }
 
-    /// Each due message's lease, then its outcome, is a unit of work of its
-    /// own: short, and never held across a send.
-    async fn deliver_due(&self) -> anyhow::Result<()> {
+    /// Leases as many due messages as there is room for, each in a unit of
+    /// work of its own (short, and never held across a send), and sets them
+    /// on their way.
+    async fn send_due(self: &Arc<Self>, sending: &mut JoinSet<()>) -> anyhow::Result<()> {
+        let room = SENDS_AT_ONCE.saturating_sub(sending.len()) as i64;
         let now = self.clock.now();
-        let due = outbox::due(&mut *self.db.pool().acquire().await?, now, BATCH).await?;
+        let due = outbox::due(&mut *self.db.pool().acquire().await?, now, room).await?;
         for msg in due {
             let now = self.clock.now();
             let mut unit = self.db.begin().await?;
             let leased = outbox::lease(&mut unit, &msg, now + LEASE_SECS).await?;
             unit.commit().await?;
-            if !leased {
-                continue;
+            if leased {
+                sending.spawn(self.clone().deliver_due(msg));
             }
-            let rendered = self.unseal(&msg);
-            self.deliver(
-                &msg.id,
-                &msg.recipient,
-                &msg.template,
-                msg.attempts,
-                rendered,
-            )
-            .await?;
         }
         Ok(())
+    }
+
+    /// Sends a message leased from the outbox.
+    async fn deliver_due(self: Arc<Self>, msg: outbox::Queued) {
+        let rendered = self.unseal(&msg);
+        self.deliver(
+            &msg.id,
+            &msg.recipient,
+            &msg.template,
+            msg.attempts,
+            rendered,
+        )
+        .await;
     }
 
     /// The rendered message a queued row holds, encrypted.
@@ -105,7 +136,7 @@ impl Worker {
     }
 
     /// Sends a leased message (one that could not be read fails), and records
-    /// the outcome in a unit of work of its own.
+    /// the outcome; one not recorded is sent again once its lease is over.
     async fn deliver(
         &self,
         id: &str,
@@ -113,11 +144,24 @@ impl Worker {
         template: &str,
         attempts: i64,
         rendered: anyhow::Result<Rendered>,
-    ) -> anyhow::Result<()> {
+    ) {
         let result = match rendered {
             Ok(rendered) => self.transport.send(&self.from, recipient, &rendered).await,
             Err(e) => Err(e),
         };
+        if let Err(e) = self.record(id, template, attempts, result).await {
+            tracing::warn!(id = %id, error = %e, "outbox: delivery not recorded; retried later");
+        }
+    }
+
+    /// A send's outcome, in a unit of work of its own.
+    async fn record(
+        &self,
+        id: &str,
+        template: &str,
+        attempts: i64,
+        result: anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let mut unit = self.db.begin().await?;
         match result {
@@ -139,6 +183,14 @@ impl Worker {
         }
         unit.commit().await?;
         Ok(())
+    }
+}
+
+/// A send that panicked is logged; its message stays leased, and is retried
+/// once the lease is over.
+fn ended(sent: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = sent {
+        tracing::error!(error = %e, "outbox: a send failed unexpectedly; retried later");
     }
 }
 

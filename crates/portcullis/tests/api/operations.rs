@@ -4,6 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use portcullis::clock::Clock;
+use portcullis::mail::SENDS_AT_ONCE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -15,6 +16,7 @@ both!(
     access_tokens_verify_with_the_published_jwks,
     trace_id_is_in_the_header_and_the_body,
     users_sessions_and_queued_mail_survive_restarts,
+    messages_are_sent_side_by_side,
     a_handed_message_whose_lease_ran_short_waits_for_the_poll,
     file_transport_writes_eml_files,
 );
@@ -191,17 +193,34 @@ async fn users_sessions_and_queued_mail_survive_restarts(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// The worker sends several messages at once: a mail server that is slow to
+/// answer one does not hold up the others.
+async fn messages_are_sent_side_by_side(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // The mail server receives each message and holds its answer.
+    let hold = app.smtp.held.write().await;
+    app.register("first@example.com").await;
+    app.mail_to("first@example.com").await;
+    app.register("second@example.com").await;
+    app.mail_to("second@example.com").await;
+    drop(hold);
+}
+
 /// The worker sends a message handed to it only with half its lease (a
 /// minute) left; one held up in its queue longer is sent by the outbox's poll
 /// once the lease is over, so that no other worker can be sending it too.
 async fn a_handed_message_whose_lease_ran_short_waits_for_the_poll(backend: Backend) {
     let app = spawn_app(backend).await;
-    // The mail server receives the first message and holds its answer.
+    // The mail server receives as many messages as are sent at once, and
+    // holds its answers.
     let hold = app.smtp.held.write().await;
-    app.register("first@example.com").await;
-    app.mail_to("first@example.com").await;
+    for n in 0..SENDS_AT_ONCE {
+        let busy = format!("busy{n}@example.com");
+        app.register(&busy).await;
+        app.mail_to(&busy).await;
+    }
     app.register("second@example.com").await;
-    // Queued behind the first, the second's lease runs down to 15 s.
+    // Queued behind them, the second's lease runs down to 15 s.
     app.clock.advance(45);
     drop(hold);
     // A third message, handed over after the second, arrives: the worker
