@@ -133,9 +133,15 @@ def bench_store(store, bin_dir, tmp, seconds, args, smtp):
                               "/v1/auth/login", script="post.lua",
                               env={"BODY": json.dumps({"email_or_username": "bench0@example.com",
                                                        "password": PASSWORD})})
+            # The mail each login queued must have gone out during the run, or
+            # the ratio leaves out the mail's share: more than a second of
+            # logins' messages still unsent makes the row invalid.
+            unsent = server.outbox_depth()
             argon2 = (before + argon2_rate(bin_dir, seconds)) / 2
             row.update(target=f">= 0.9 x argon2id ({argon2:.1f}/s)", ratio=row["rps"] / argon2)
             row["ok"] = row["ratio"] >= 0.9 and row["rss"] < floor
+            if unsent > row["rps"]:
+                row["invalid"] = f"the mail fell behind, {unsent} messages unsent after the run"
             rows.append(row)
         if wanted("verify (email code)"):
             row = server.load(store, "verify (email code)", seconds, 32, "/v1/auth/verify",
@@ -212,6 +218,10 @@ class Server:
         Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
         result = wrk(self.url + path, seconds, connections, script, env or {}, headers)
         return {"store": store, "path": path_name, **result, "rss": self.status("VmHWM")}
+
+    def outbox_depth(self):
+        with urllib.request.urlopen(self.url + "/metrics") as answer:
+            return int(re.search(r"^portcullis_outbox_depth (\d+)", answer.read().decode(), re.M)[1])
 
     def stop(self):
         self.process.terminate()
