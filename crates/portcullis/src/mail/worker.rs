@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{Handed, Rendered, Transport, LEASE_SECS};
 use crate::clock::Clock;
@@ -25,6 +25,14 @@ const POLL: Duration = Duration::from_secs(1);
 /// The most messages being sent at once; the SMTP transport keeps as many
 /// connections.
 pub const SENDS_AT_ONCE: usize = 16;
+
+/// Handed messages are taken on a grid of this step, not as they come. A
+/// send's work would otherwise follow at once the answer of the request that
+/// queued it, and a decoy's handoff costs nothing after it: on a machine
+/// with little else to do, that told a known address's answers from an
+/// unknown one's. On the grid, the send falls on whatever is being answered
+/// then.
+const GRID: Duration = Duration::from_millis(10);
 
 /// A handed message is sent only with this long left of its lease, the
 /// longest a send may take (the SMTP timeout) with room to spare; one held up
@@ -50,6 +58,7 @@ impl Worker {
         mut stop: watch::Receiver<bool>,
     ) {
         let worker = Arc::new(self);
+        let started = Instant::now();
         let mut sending = JoinSet::new();
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -65,7 +74,12 @@ impl Worker {
                     }
                 }
                 Some(message) = handed.recv(), if room => {
+                    tokio::time::sleep_until(next_step(started)).await;
                     sending.spawn(worker.clone().deliver_handed(message));
+                    while sending.len() < SENDS_AT_ONCE {
+                        let Ok(message) = handed.try_recv() else { break };
+                        sending.spawn(worker.clone().deliver_handed(message));
+                    }
                 }
             }
         }
@@ -184,6 +198,13 @@ impl Worker {
         unit.commit().await?;
         Ok(())
     }
+}
+
+/// The next point of the [`GRID`] laid from `started`.
+fn next_step(started: Instant) -> Instant {
+    let now = Instant::now();
+    let into = (now - started).as_nanos() % GRID.as_nanos();
+    now + GRID - Duration::from_nanos(into as u64)
 }
 
 /// A send that panicked is logged; its message stays leased, and is retried
