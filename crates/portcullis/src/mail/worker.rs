@@ -1,5 +1,6 @@
-//! The outbox worker: sends the messages handed to it as they come, and
-//! every [`POLL`] those due in the outbox, retrying with backoff. Up to
+//! The outbox worker: sends the messages handed to it (taken on a [`GRID`]
+//! of 10 ms), and every [`POLL`] those due in the outbox, retrying with
+//! backoff. Up to
 //! [`SENDS_AT_ONCE`] messages are on their way at once: an SMTP conversation
 //! is several round trips to the mail server, and one at a time a worker
 //! would send no more than those round trips allow (about 22 a second on
