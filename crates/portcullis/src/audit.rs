@@ -4,19 +4,26 @@
 use crate::clock::Timestamp;
 use crate::store::audit_log::{self, NewEntry};
 pub use crate::store::audit_log::{Event, Kind};
-use crate::store::Conn;
+use crate::store::{Batch, Conn};
 
 /// Writes the event beside the change it belongs to, with the request's
 /// trace id, and logs it. Events that name no account or client (failures
 /// for unknown addresses or API keys) are counted per hour instead, so a flood of them cannot grow
 /// the table without bound.
 pub async fn record(conn: &mut Conn, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
+    let mut batch = Batch::default();
+    write(&mut batch, event, now);
+    batch.run(conn).await
+}
+
+/// [`record`], as a write of `batch`.
+pub fn write(batch: &mut Batch, event: Event<'_>, now: Timestamp) {
     log(&event);
     if event.user_id.is_none() && event.client_id.is_none() {
         let hour = now - now.rem_euclid(3600);
-        return audit_log::tally(conn, event.kind.as_str(), hour).await;
+        return audit_log::tally(batch, event.kind.as_str(), hour);
     }
-    audit_log::insert(conn, &entry(&event, now)).await
+    audit_log::insert(batch, &entry(&event, now));
 }
 
 /// Logs the event, as every recorded one is.

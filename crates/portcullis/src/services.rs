@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::revocations::Revocations;
 use crate::store::audit_log::NewEntry;
-use crate::store::{api_keys, Conn, Db, Unit};
+use crate::store::{api_keys, Batch, Conn, Db, Unit};
 use crate::tokens::Tokens;
 
 pub struct Services {
@@ -49,6 +49,7 @@ impl Services {
         Ok(Work {
             tx: self.db.begin().await?,
             s: self,
+            later: Batch::default(),
             handoffs: Vec::new(),
             ends_access: false,
         })
@@ -57,58 +58,60 @@ impl Services {
 
 /// A transaction that knows about the mail it queued and the access it
 /// ended: committing it hands the mail to the worker, and applies the
-/// revocations on this instance before the flow answers.
+/// revocations on this instance before the flow answers. Writes that need no
+/// answer (audit rows, mail, those flows add to [`Work::later`]) wait for the
+/// commit and go with it in one round trip, after every statement sent
+/// directly.
 pub struct Work<'s> {
     tx: Unit,
     s: &'s Services,
+    later: Batch,
     handoffs: Vec<Handoff>,
     ends_access: bool,
 }
 
 impl Work<'_> {
     /// Queues a message, sent once this unit of work commits.
-    pub async fn mail(
-        &mut self,
-        to: &str,
-        message: Message<'_>,
-        now: Timestamp,
-    ) -> anyhow::Result<()> {
-        self.queue(to, message, false, now).await
+    pub fn mail(&mut self, to: &str, message: Message<'_>, now: Timestamp) -> anyhow::Result<()> {
+        self.queue(to, message, false, now)
     }
 
     /// Stores a message that is never sent, at the cost of a real one: the
     /// decoy of a message to an address with no account. Committing hands
     /// the mail worker an empty message as a real one is handed over: the
     /// handoff is part of what the answer costs.
-    pub async fn withhold(
+    pub fn withhold(
         &mut self,
         to: &str,
         message: Message<'_>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        self.queue(to, message, true, now).await
+        self.queue(to, message, true, now)
     }
 
-    async fn queue(
+    fn queue(
         &mut self,
         to: &str,
         message: Message<'_>,
         withheld: bool,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        let handoff = self
-            .s
-            .mailer
-            .enqueue(&mut self.tx, to, message, withheld, now)
-            .await?;
+        let mailer = &self.s.mailer;
+        let handoff = mailer.enqueue(&mut self.later, to, message, withheld, now)?;
         self.handoffs.extend(handoff);
         Ok(())
     }
 
     /// Records a security event with the change it belongs to.
-    pub async fn audit(&mut self, event: Event<'_>, now: Timestamp) -> sqlx::Result<()> {
+    pub fn audit(&mut self, event: Event<'_>, now: Timestamp) {
         self.s.metrics.event(event.kind);
-        audit::record(&mut self.tx, event, now).await
+        audit::write(&mut self.later, event, now);
+    }
+
+    /// Writes sent at commit (see [`Work`]); on PostgreSQL they run as one
+    /// statement, so none may touch a row another touches.
+    pub fn later(&mut self) -> &mut Batch {
+        &mut self.later
     }
 
     /// Counts and logs an event that a store function writes in the same
@@ -125,7 +128,8 @@ impl Work<'_> {
         self.ends_access = true;
     }
 
-    pub async fn commit(self) -> sqlx::Result<()> {
+    pub async fn commit(mut self) -> sqlx::Result<()> {
+        std::mem::take(&mut self.later).run(&mut self.tx).await?;
         self.tx.commit().await?;
         for handoff in self.handoffs {
             handoff.send();

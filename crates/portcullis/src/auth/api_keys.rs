@@ -47,7 +47,7 @@ pub async fn create_api_key(
         .event(Kind::ApiKeyCreated)
         .user(&caller.user_id)
         .session(&caller.session_id);
-    work.audit(event.detail(&created.api_key.id), now).await?;
+    work.audit(event.detail(&created.api_key.id), now);
     work.commit().await?;
     Ok(created)
 }
@@ -116,7 +116,7 @@ pub async fn revoke_api_key(
         .event(Kind::ApiKeyRevoked)
         .user(&caller.user_id)
         .session(&caller.session_id);
-    work.audit(event.detail(id), now).await?;
+    work.audit(event.detail(id), now);
     work.commit().await?;
     Ok(())
 }

@@ -115,7 +115,7 @@ pub async fn client_refresh(
             store::revoke_sessions(&mut work, client.id, Some(session), now).await?;
             work.ends_access();
             let event = from.event(Kind::RefreshReused).client(client.id);
-            work.audit(event.session(session), now).await?;
+            work.audit(event.session(session), now);
             work.commit().await?;
             return Err(ApiError::ClientUnauthorized(
                 "Refresh token reused; the session is revoked",
@@ -220,7 +220,7 @@ async fn refused(
     if spent.is_ok() {
         let mut event = who.client.event(Kind::ClientLoginFailed);
         event.client_id = client_id;
-        work.audit(event.detail(detail), now).await?;
+        work.audit(event.detail(detail), now);
     }
     work.commit().await?;
     spent.map(|()| refusal)

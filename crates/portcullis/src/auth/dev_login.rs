@@ -79,7 +79,7 @@ pub async fn dev_login(
             };
             let mut work = s.begin().await?;
             let event = who.event(Kind::LoginFailed).detail(detail);
-            work.audit(event, now).await?;
+            work.audit(event, now);
             work.commit().await?;
             return Err(error);
         }
@@ -89,18 +89,18 @@ pub async fn dev_login(
     match totp::second_factor(s, &mut work, &user, code, now).await? {
         Factor::Passed => {}
         Factor::Missing => {
-            limits::refund(&mut work, &logins).await?;
+            limits::refund(&mut work, &logins);
             work.commit().await?;
             return Ok(DevLoginOutcome::SecondFactor);
         }
         Factor::Wrong => {
             let event = who.event(Kind::LoginFailed).detail("invalid_totp_code");
-            work.audit(event, now).await?;
+            work.audit(event, now);
             work.commit().await?;
             return Err(ApiError::InvalidTotpCode);
         }
     }
-    limits::refund(&mut work, &logins).await?;
+    limits::refund(&mut work, &logins);
     let opened = start_session(s, &mut work, user, input.device, client, "dev_login", now).await?;
     work.commit().await?;
     Ok(DevLoginOutcome::Tokens(Box::new(opened.sign(s, now)?)))

@@ -66,18 +66,18 @@ pub(super) async fn issue(
         username: key.username,
         second_factor: key.second_factor,
     };
-    keys::insert(work, &new, now).await?;
+    keys::insert(work.later(), &new, now)?;
     let sent = crate::audit::Event {
         user_id: key.user_id,
         ..crate::audit::Event::new(Kind::CodeSent)
     };
-    work.audit(sent.detail(key.purpose.as_str()), now).await?;
+    work.audit(sent.detail(key.purpose.as_str()), now);
     let keep = s.config.live_keys_per_account;
-    keys::retire_beyond(work, key.email, &email_key, keep, now).await?;
+    keys::retire_beyond(work.later(), key.email, &email_key, keep, now);
     let message = message(s, key.purpose, &code);
     match key.user_id {
-        Some(_) => work.mail(key.email, message, now).await?,
-        None => work.withhold(key.email, message, now).await?,
+        Some(_) => work.mail(key.email, message, now)?,
+        None => work.withhold(key.email, message, now)?,
     }
     Ok(email_key)
 }
@@ -160,8 +160,7 @@ pub(super) async fn check_code(
                 Attempt::Exhausted => "burned_key",
                 _ => "expired_or_unknown_key",
             };
-            work.audit(client.event(Kind::CodeRefused).detail(detail), now)
-                .await?;
+            work.audit(client.event(Kind::CodeRefused).detail(detail), now);
             return Ok(match refused {
                 Attempt::Exhausted => CodeCheck::Exhausted,
                 _ => CodeCheck::Expired,
@@ -191,8 +190,7 @@ pub(super) async fn check_code(
         work.audit(
             who.event(Kind::CodeFailed).detail(key.purpose.as_str()),
             now,
-        )
-        .await?;
+        );
         if limits::fail(s, work, Bucket::CodeAddress(&address), now).await? {
             codes_locked(s, work, &key, who, now).await?;
         }
@@ -215,11 +213,10 @@ async fn codes_locked(
     who: Who<'_>,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    work.audit(who.event(Kind::CodesLocked), now).await?;
+    work.audit(who.event(Kind::CodesLocked), now);
     let hours = (s.config.code_lock.as_secs() as i64 + 3599) / 3600;
     if let Some(user) = users::by_email(work, &key.email).await? {
-        work.mail(&user.email, Message::CodesLocked { hours }, now)
-            .await?;
+        work.mail(&user.email, Message::CodesLocked { hours }, now)?;
     }
     Ok(())
 }

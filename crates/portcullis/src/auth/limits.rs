@@ -148,7 +148,7 @@ async fn hit(
     now: Timestamp,
 ) -> sqlx::Result<ApiError> {
     let event = who.event(Kind::BudgetExhausted).detail(bucket.name());
-    work.audit(event, now).await?;
+    work.audit(event, now);
     Ok(bucket.exhausted(retry_after))
 }
 
@@ -167,8 +167,8 @@ pub(super) async fn spend_now(
 }
 
 /// A success: each bucket gets its try back and its run of failures ends.
-pub(super) async fn refund(work: &mut Work<'_>, buckets: &[Bucket<'_>]) -> sqlx::Result<()> {
-    budgets::refund(work, &keys(buckets)).await
+pub(super) fn refund(work: &mut Work<'_>, buckets: &[Bucket<'_>]) {
+    budgets::refund(work.later(), &keys(buckets));
 }
 
 /// The buckets' rows in the store.

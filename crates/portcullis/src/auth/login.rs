@@ -70,8 +70,7 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
                 _ => ("invalid_credentials", ApiError::InvalidCredentials),
             };
             let mut work = s.begin().await?;
-            work.audit(who.event(Kind::LoginFailed).detail(detail), now)
-                .await?;
+            work.audit(who.event(Kind::LoginFailed).detail(detail), now);
             work.commit().await?;
             return Err(error);
         }
@@ -95,19 +94,19 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         Factor::Passed => {}
         Factor::Missing => {
             // The password was right: the client asks for the code and comes back.
-            limits::refund(&mut work, &buckets).await?;
+            limits::refund(&mut work, &buckets);
             work.commit().await?;
             return Ok(LoginOutcome::SecondFactor);
         }
         Factor::Wrong => {
             // The try spent stays spent: TOTP guesses count like password guesses.
             let event = who.event(Kind::LoginFailed).detail("invalid_totp_code");
-            work.audit(event, now).await?;
+            work.audit(event, now);
             work.commit().await?;
             return Err(ApiError::InvalidTotpCode);
         }
     }
-    limits::refund(&mut work, &buckets).await?;
+    limits::refund(&mut work, &buckets);
     if !needs_code {
         let opened =
             start_session(s, &mut work, user, input.device, client, "password", now).await?;
@@ -268,12 +267,11 @@ pub async fn resend(s: &Services, email_key: &str, client: &Client) -> Result<St
             retry_after: cooldown,
         });
     }
-    work.audit(who.event(Kind::CodeSent).detail("resend"), now)
-        .await?;
+    work.audit(who.event(Kind::CodeSent).detail("resend"), now);
     let message = email_keys::message(s, key.purpose, &code);
     match key.user_id {
-        Some(_) => work.mail(&key.email, message, now).await?,
-        None => work.withhold(&key.email, message, now).await?,
+        Some(_) => work.mail(&key.email, message, now)?,
+        None => work.withhold(&key.email, message, now)?,
     }
     work.commit().await?;
     Ok(StepOne {

@@ -95,8 +95,7 @@ pub async fn reset_password(
     users::mark_verified(&mut work, &user_id, now).await?;
     sessions::revoke_all(&mut work, &user_id, None, "password reset", now).await?;
     work.ends_access();
-    work.audit(client.event(Kind::PasswordReset).user(&user_id), now)
-        .await?;
+    work.audit(client.event(Kind::PasswordReset).user(&user_id), now);
     work.commit().await?;
     Ok(())
 }
@@ -135,7 +134,7 @@ pub async fn change_password(
     let hash = s.hasher.hash(&s.secrets, new).await?;
     let now = s.now();
     let mut work = s.begin().await?;
-    limits::refund(&mut work, &buckets).await?;
+    limits::refund(&mut work, &buckets);
     keys::retire_all(&mut work, &user.id, now).await?;
     users::set_password(&mut work, &user.id, &hash, now).await?;
     sessions::revoke_all(
@@ -151,7 +150,7 @@ pub async fn change_password(
         .event(Kind::PasswordChanged)
         .user(&user.id)
         .session(&caller.session_id);
-    work.audit(event, now).await?;
+    work.audit(event, now);
     work.commit().await?;
     Ok(())
 }

@@ -47,13 +47,13 @@ pub async fn register(s: &Services, input: Register, client: &Client) -> Result<
     let registered = client.event(Kind::Registered);
     let user_id = match existing {
         Some(user) if user.verified => {
-            work.mail(email, Message::AccountExists, now).await?;
+            work.mail(email, Message::AccountExists, now)?;
             let event = registered.user(&user.id).detail("address_taken");
-            work.audit(event, now).await?;
+            work.audit(event, now);
             None
         }
         Some(user) => {
-            work.audit(registered.user(&user.id), now).await?;
+            work.audit(registered.user(&user.id), now);
             Some(user.id)
         }
         None => {
@@ -67,7 +67,7 @@ pub async fn register(s: &Services, input: Register, client: &Client) -> Result<
                 verified: false,
             };
             users::insert(&mut work, &new, now).await.map_err(raced)?;
-            work.audit(registered.user(&id), now).await?;
+            work.audit(registered.user(&id), now);
             Some(id)
         }
     };

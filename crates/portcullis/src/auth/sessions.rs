@@ -52,7 +52,7 @@ pub async fn refresh(s: &Services, token: &str, client: &Client) -> Result<Grant
                 .event(Kind::RefreshReused)
                 .user(&user.id)
                 .session(session);
-            work.audit(event, now).await?;
+            work.audit(event, now);
             work.commit().await?;
             return Err(ApiError::RefreshTokenReused);
         }
@@ -94,8 +94,7 @@ pub async fn logout(s: &Services, caller: &Caller) -> Result<(), ApiError> {
         Some(&caller.session_id),
         "logout",
         now,
-    )
-    .await?;
+    );
     work.commit().await?;
     Ok(())
 }
@@ -107,23 +106,17 @@ pub async fn logout_all(s: &Services, who: &Principal) -> Result<u64, ApiError> 
     let user_id = who.user_id();
     let count = store::revoke_all(&mut work, user_id, None, "logout everywhere", now).await?;
     work.ends_access();
-    revoked(&mut work, user_id, who.session_id(), "logout_all", now).await?;
+    revoked(&mut work, user_id, who.session_id(), "logout_all", now);
     work.commit().await?;
     Ok(count)
 }
 
-async fn revoked(
-    work: &mut Work<'_>,
-    user_id: &str,
-    session_id: Option<&str>,
-    why: &str,
-    now: i64,
-) -> sqlx::Result<()> {
+fn revoked(work: &mut Work<'_>, user_id: &str, session_id: Option<&str>, why: &str, now: i64) {
     let event = Event {
         session_id,
         ..Event::new(Kind::SessionRevoked).user(user_id)
     };
-    work.audit(event.detail(why), now).await
+    work.audit(event.detail(why), now)
 }
 
 pub async fn list_sessions(s: &Services, user_id: &str) -> Result<Vec<Session>, ApiError> {
@@ -139,7 +132,7 @@ pub async fn revoke_device(s: &Services, who: &Principal, device_id: &str) -> Re
         return Err(ApiError::NotFound);
     }
     work.ends_access();
-    revoked(&mut work, user_id, who.session_id(), "revoked_device", now).await?;
+    revoked(&mut work, user_id, who.session_id(), "revoked_device", now);
     work.commit().await?;
     Ok(())
 }

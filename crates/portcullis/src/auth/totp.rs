@@ -117,7 +117,7 @@ pub(super) async fn check(
         return Ok(false);
     }
     let event = Event::new(Kind::RecoveryCodeUsed).user(&user.id);
-    work.audit(event, now).await?;
+    work.audit(event, now);
     Ok(true)
 }
 

@@ -82,7 +82,7 @@ pub async fn enable_totp(
     };
     let (codes, hashes) = totp::new_recovery_codes(s, &user.id);
     let mut work = s.begin().await?;
-    limits::refund(&mut work, &buckets).await?;
+    limits::refund(&mut work, &buckets);
     if !store::enable(&mut work, &user.id, &pending, step, now).await? {
         // Another setup or enable got there first.
         return Err(ApiError::InvalidTotpCode);
@@ -113,7 +113,7 @@ pub async fn disable_totp(
     if !s.hasher.verify(password, hash).await? {
         let mut work = s.begin().await?;
         let event = who.event(Kind::LoginFailed).detail("invalid_credentials");
-        work.audit(event, now).await?;
+        work.audit(event, now);
         work.commit().await?;
         return Err(ApiError::InvalidCredentials);
     }
@@ -127,11 +127,11 @@ pub async fn disable_totp(
     let mut work = s.begin().await?;
     if !totp::check(s, &mut work, &user, code, now).await? {
         let event = who.event(Kind::LoginFailed).detail("invalid_totp_code");
-        work.audit(event, now).await?;
+        work.audit(event, now);
         work.commit().await?;
         return Err(ApiError::InvalidTotpCode);
     }
-    limits::refund(&mut work, &buckets).await?;
+    limits::refund(&mut work, &buckets);
     store::disable(&mut work, &user.id, now).await?;
     changed(&mut work, caller, Kind::TotpDisabled, client, now).await?;
     work.commit().await?;
@@ -175,6 +175,6 @@ async fn changed(
     sessions::revoke_all(work, id, Some(&caller.session_id), reason, now).await?;
     work.ends_access();
     let event = client.event(kind).user(id).session(&caller.session_id);
-    work.audit(event, now).await?;
+    work.audit(event, now);
     Ok(())
 }

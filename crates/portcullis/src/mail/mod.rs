@@ -23,7 +23,7 @@ pub use worker::{Worker, SENDS_AT_ONCE};
 
 use crate::clock::Timestamp;
 use crate::crypto::Secrets;
-use crate::store::{outbox, Conn};
+use crate::store::{outbox, Batch};
 
 /// A rendered message, as stored (encrypted) in the outbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,15 +142,15 @@ impl Mailer {
         (mailer, handed)
     }
 
-    /// Writes a message to the outbox on `conn` (inside the caller's
-    /// transaction); send the handoff once that has committed. A withheld
+    /// Writes a message to the outbox as part of `batch` (the caller's unit
+    /// of work); send the handoff once that has committed. A withheld
     /// message is rendered, stored and handed over like any other, at the
     /// same cost, but never sent: the decoy of one to an address with no
     /// account. With the worker's queue full, there is no handoff: the
     /// message waits in the outbox for the worker's next look.
-    pub async fn enqueue(
+    pub fn enqueue(
         &self,
-        conn: &mut Conn,
+        batch: &mut Batch,
         to: &str,
         message: Message<'_>,
         withheld: bool,
@@ -180,7 +180,7 @@ impl Mailer {
             withheld,
             next_attempt_at: leased_until,
         };
-        outbox::insert(conn, &row, now).await?;
+        outbox::insert(batch, &row, now);
         Ok(place.map(|place| Handoff {
             place,
             message: (!withheld).then(|| Handed {

@@ -35,6 +35,12 @@ pub const SENDS_AT_ONCE: usize = 16;
 /// then.
 const GRID: Duration = Duration::from_millis(10);
 
+/// Sent messages are marked in the outbox together, in one unit of work, at
+/// most this long after they went: one unit a message cost each login's
+/// code a transaction of its own. A message not yet marked when the process
+/// stops is sent again once its lease is over.
+const MARK_EVERY: Duration = Duration::from_millis(100);
+
 /// A handed message is sent only with this long left of its lease, the
 /// longest a send may take (the SMTP timeout) with room to spare; one held up
 /// longer in the queue is left to whichever worker leases it next.
@@ -61,14 +67,18 @@ impl Worker {
         let worker = Arc::new(self);
         let started = Instant::now();
         let mut sending = JoinSet::new();
+        let mut sent = Vec::new();
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut mark = tokio::time::interval(MARK_EVERY);
+        mark.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let room = sending.len() < SENDS_AT_ONCE;
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
-                Some(sent) = sending.join_next() => ended(sent),
+                Some(done) = sending.join_next() => sent.extend(ended(done)),
+                _ = mark.tick(), if !sent.is_empty() => worker.mark_sent(std::mem::take(&mut sent)).await,
                 _ = poll.tick(), if room => {
                     if let Err(e) = worker.send_due(&mut sending).await {
                         tracing::warn!(error = %e, "outbox: cannot read due messages");
@@ -87,33 +97,32 @@ impl Worker {
         handed.close();
         while let Some(message) = handed.recv().await {
             if sending.len() >= SENDS_AT_ONCE {
-                if let Some(sent) = sending.join_next().await {
-                    ended(sent);
+                if let Some(done) = sending.join_next().await {
+                    sent.extend(ended(done));
                 }
             }
             sending.spawn(worker.clone().deliver_handed(message));
         }
-        while let Some(sent) = sending.join_next().await {
-            ended(sent);
+        while let Some(done) = sending.join_next().await {
+            sent.extend(ended(done));
         }
+        worker.mark_sent(sent).await;
     }
 
     /// Sends a message handed over with its lease; a withheld one is none.
-    async fn deliver_handed(self: Arc<Self>, handed: Option<Handed>) {
-        let Some(msg) = handed else {
-            return;
-        };
+    async fn deliver_handed(self: Arc<Self>, handed: Option<Handed>) -> Option<Sent> {
+        let msg = handed?;
         if self.clock.now() + LEASE_LEFT_TO_SEND > msg.leased_until {
-            return;
+            return None;
         }
-        self.deliver(&msg.id, &msg.recipient, msg.template, 0, Ok(msg.rendered))
-            .await;
+        self.deliver(msg.id, &msg.recipient, msg.template, 0, Ok(msg.rendered))
+            .await
     }
 
     /// Leases as many due messages as there is room for, each in a unit of
     /// work of its own (short, and never held across a send), and sets them
     /// on their way.
-    async fn send_due(self: &Arc<Self>, sending: &mut JoinSet<()>) -> anyhow::Result<()> {
+    async fn send_due(self: &Arc<Self>, sending: &mut JoinSet<Option<Sent>>) -> anyhow::Result<()> {
         let room = SENDS_AT_ONCE.saturating_sub(sending.len()) as i64;
         let now = self.clock.now();
         let due = outbox::due(&mut *self.db.pool().acquire().await?, now, room).await?;
@@ -130,16 +139,16 @@ impl Worker {
     }
 
     /// Sends a message leased from the outbox.
-    async fn deliver_due(self: Arc<Self>, msg: outbox::Queued) {
+    async fn deliver_due(self: Arc<Self>, msg: outbox::Queued) -> Option<Sent> {
         let rendered = self.unseal(&msg);
         self.deliver(
-            &msg.id,
+            msg.id,
             &msg.recipient,
             &msg.template,
             msg.attempts,
             rendered,
         )
-        .await;
+        .await
     }
 
     /// The rendered message a queued row holds, encrypted.
@@ -150,55 +159,84 @@ impl Worker {
         Ok(serde_json::from_slice(&plain)?)
     }
 
-    /// Sends a leased message (one that could not be read fails), and records
-    /// the outcome; one not recorded is sent again once its lease is over.
+    /// Sends a leased message (one that could not be read fails). A failure
+    /// is recorded at once; a message sent is returned, to be marked with
+    /// others (see [`MARK_EVERY`]).
     async fn deliver(
         &self,
-        id: &str,
+        id: String,
         recipient: &str,
         template: &str,
         attempts: i64,
         rendered: anyhow::Result<Rendered>,
-    ) {
+    ) -> Option<Sent> {
         let result = match rendered {
             Ok(rendered) => self.transport.send(&self.from, recipient, &rendered).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = self.record(id, template, attempts, result).await {
-            tracing::warn!(id = %id, error = %e, "outbox: delivery not recorded; retried later");
+        let Err(e) = result else {
+            return Some(Sent {
+                id,
+                template: template.to_owned(),
+            });
+        };
+        self.metrics.mail_failed();
+        if let Err(not) = self.record_failure(&id, attempts, e).await {
+            tracing::warn!(id = %id, error = %not, "outbox: delivery not recorded; retried later");
         }
+        None
     }
 
-    /// A send's outcome, in a unit of work of its own.
-    async fn record(
+    /// A failed send's outcome, in a unit of work of its own.
+    async fn record_failure(
         &self,
         id: &str,
-        template: &str,
         attempts: i64,
-        result: anyhow::Result<()>,
+        e: anyhow::Error,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let mut unit = self.db.begin().await?;
-        match result {
-            Ok(()) => {
-                outbox::mark_sent(&mut unit, id, now).await?;
-                tracing::info!(id = %id, template = %template, "email sent");
-            }
-            Err(e) if is_permanent(&e) => {
-                self.metrics.mail_failed();
-                tracing::warn!(id = %id, error = %e, "email refused permanently; not retrying");
-                outbox::mark_refused(&mut unit, id, &e.to_string(), now).await?;
-            }
-            Err(e) => {
-                self.metrics.mail_failed();
-                let retry_at = now + backoff(attempts);
-                tracing::warn!(id = %id, attempts = attempts + 1, error = %e, "email delivery failed; will retry");
-                outbox::mark_failed(&mut unit, id, &e.to_string(), retry_at).await?;
-            }
+        if is_permanent(&e) {
+            tracing::warn!(id = %id, error = %e, "email refused permanently; not retrying");
+            outbox::mark_refused(&mut unit, id, &e.to_string(), now).await?;
+        } else {
+            let retry_at = now + backoff(attempts);
+            tracing::warn!(id = %id, attempts = attempts + 1, error = %e, "email delivery failed; will retry");
+            outbox::mark_failed(&mut unit, id, &e.to_string(), retry_at).await?;
         }
         unit.commit().await?;
         Ok(())
     }
+
+    /// Marks messages sent, in one unit of work. Those it cannot mark stay
+    /// leased, and are sent again once their lease is over.
+    async fn mark_sent(&self, sent: Vec<Sent>) {
+        if sent.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = sent.iter().map(|s| s.id.as_str()).collect();
+        let marked = async {
+            let mut unit = self.db.begin().await?;
+            outbox::mark_sent(&mut unit, &ids, self.clock.now()).await?;
+            unit.commit().await
+        };
+        match marked.await {
+            Ok(()) => {
+                for s in &sent {
+                    tracing::info!(id = %s.id, template = %s.template, "email sent");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(count = ids.len(), error = %e, "outbox: sent messages not recorded; sent again later");
+            }
+        }
+    }
+}
+
+/// A message the SMTP server took, not yet marked in the outbox.
+struct Sent {
+    id: String,
+    template: String,
 }
 
 /// The next point of the [`GRID`] laid from `started`.
@@ -208,12 +246,13 @@ fn next_step(started: Instant) -> Instant {
     now + GRID - Duration::from_nanos(into as u64)
 }
 
-/// A send that panicked is logged; its message stays leased, and is retried
-/// once the lease is over.
-fn ended(sent: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = sent {
+/// What a send task ended with. One that panicked is logged; its message
+/// stays leased, and is retried once the lease is over.
+fn ended(done: Result<Option<Sent>, tokio::task::JoinError>) -> Option<Sent> {
+    done.unwrap_or_else(|e| {
         tracing::error!(error = %e, "outbox: a send failed unexpectedly; retried later");
-    }
+        None
+    })
 }
 
 /// A refusal that retrying cannot change: the SMTP server's 5xx answer.

@@ -2,11 +2,9 @@
 //! beside the change they record (see `audit::record`), the hourly tally of
 //! events that name no one, and reads.
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::{Any, FromRow};
+use sqlx::FromRow;
 
-use super::Conn;
+use super::{Batch, Bind, Conn};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, FromRow)]
@@ -192,40 +190,32 @@ pub(super) fn insert_sql(first: usize) -> String {
 }
 
 /// Binds a [`NewEntry`]'s values after those `query` already has.
-pub(super) fn bind<'q>(
-    query: Query<'q, Any, AnyArguments<'q>>,
-    e: &'q NewEntry<'_>,
-) -> Query<'q, Any, AnyArguments<'q>> {
+pub(super) fn bind<'q, B: Bind<'q>>(query: B, e: &'q NewEntry<'_>) -> B {
     let event = &e.event;
     query
-        .bind(e.at)
-        .bind(event.kind.as_str())
-        .bind(event.user_id)
-        .bind(event.client_id)
-        .bind(event.session_id)
-        .bind(event.ip)
-        .bind(event.user_agent)
-        .bind(event.device_id)
-        .bind(e.trace_id.as_deref())
-        .bind(event.detail)
+        .integer(Some(e.at))
+        .text(Some(event.kind.as_str()))
+        .text(event.user_id)
+        .integer(event.client_id)
+        .text(event.session_id)
+        .text(event.ip)
+        .text(event.user_agent)
+        .text(event.device_id)
+        .text(e.trace_id.as_deref())
+        .text(event.detail)
 }
 
-pub async fn insert(conn: &mut Conn, entry: &NewEntry<'_>) -> sqlx::Result<()> {
-    bind(sqlx::query(&insert_sql(1)), entry)
-        .execute(conn)
-        .await?;
-    Ok(())
+pub fn insert(batch: &mut Batch, entry: &NewEntry<'_>) {
+    bind(batch.push(&insert_sql(1)), entry);
 }
 
 /// Counts one `event` in the hour that starts at `hour`.
-pub async fn tally(conn: &mut Conn, event: &str, hour: Timestamp) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_tally (event, hour, count) VALUES ($1, $2, 1)
-         ON CONFLICT (event, hour) DO UPDATE SET count = audit_tally.count + 1",
-    )
-    .bind(event)
-    .bind(hour)
-    .execute(conn)
-    .await?;
-    Ok(())
+pub fn tally(batch: &mut Batch, event: &str, hour: Timestamp) {
+    batch
+        .push(
+            "INSERT INTO audit_tally (event, hour, count) VALUES ($1, $2, 1)
+             ON CONFLICT (event, hour) DO UPDATE SET count = audit_tally.count + 1",
+        )
+        .bind(event)
+        .bind(hour);
 }

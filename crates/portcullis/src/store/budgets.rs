@@ -2,7 +2,7 @@
 //! database so that every instance of a cluster shares them and concurrent
 //! requests can never spend more than there is.
 
-use super::Conn;
+use super::{Batch, Conn};
 use crate::clock::Timestamp;
 use crate::config::Budget;
 
@@ -109,14 +109,11 @@ fn wait(
 
 /// A success: each bucket gets the try it spent back, and its run of
 /// failures ends.
-pub async fn refund(conn: &mut Conn, buckets: &[String]) -> sqlx::Result<()> {
-    let sql = refund_sql(1, buckets.len());
-    let mut query = sqlx::query(&sql);
+pub fn refund(batch: &mut Batch, buckets: &[String]) {
+    let mut statement = batch.push(&refund_sql(1, buckets.len()));
     for bucket in buckets {
-        query = query.bind(bucket);
+        statement = statement.bind(bucket.as_str());
     }
-    query.execute(conn).await?;
-    Ok(())
 }
 
 /// The statement of [`refund`] for `count` buckets, their placeholders

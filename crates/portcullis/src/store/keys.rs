@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{budgets, Conn};
+use super::{budgets, Batch, Conn};
 use crate::clock::Timestamp;
 use crate::domain::Device;
 
@@ -123,58 +123,49 @@ pub struct NewKey<'a> {
     pub second_factor: bool,
 }
 
-pub async fn insert(conn: &mut Conn, key: &NewKey<'_>, now: Timestamp) -> sqlx::Result<()> {
+pub fn insert(batch: &mut Batch, key: &NewKey<'_>, now: Timestamp) -> sqlx::Result<()> {
     let device = key
         .device
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| sqlx::Error::Encode(e.into()))?;
-    sqlx::query(
-        "INSERT INTO email_keys (email_key, user_id, email, purpose, code_hash, sent_at, expires_at, device,
-             password_hash, username, second_factor, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $6)",
-    )
-    .bind(key.email_key)
-    .bind(key.user_id)
-    .bind(key.email)
-    .bind(key.purpose.as_str())
-    .bind(key.code_hash)
-    .bind(now)
-    .bind(key.expires_at)
-    .bind(device)
-    .bind(key.password_hash)
-    .bind(key.username)
-    .bind(i64::from(key.second_factor))
-    .execute(conn)
-    .await?;
+    batch
+        .push(
+            "INSERT INTO email_keys (email_key, user_id, email, purpose, code_hash, sent_at, expires_at, device,
+                 password_hash, username, second_factor, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $6)",
+        )
+        .bind(key.email_key)
+        .bind(key.user_id)
+        .bind(key.email)
+        .bind(key.purpose.as_str())
+        .bind(key.code_hash)
+        .bind(now)
+        .bind(key.expires_at)
+        .bind(device.as_deref())
+        .bind(key.password_hash)
+        .bind(key.username)
+        .bind(i64::from(key.second_factor));
     Ok(())
 }
 
 /// Retires the address's oldest live keys so that at most `keep` stay live,
 /// `newest` always among them (keys of the same second tie arbitrarily).
 /// By address, not account, so that decoys are retired alike.
-pub async fn retire_beyond(
-    conn: &mut Conn,
-    email: &str,
-    newest: &str,
-    keep: i64,
-    now: Timestamp,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE email_keys SET used_at = $3
-         WHERE email = $1 AND used_at IS NULL AND expires_at > $3 AND email_key <> $4
-           AND email_key NOT IN (
-             SELECT email_key FROM email_keys
+pub fn retire_beyond(batch: &mut Batch, email: &str, newest: &str, keep: i64, now: Timestamp) {
+    batch
+        .push(
+            "UPDATE email_keys SET used_at = $3
              WHERE email = $1 AND used_at IS NULL AND expires_at > $3 AND email_key <> $4
-             ORDER BY created_at DESC, email_key LIMIT $2)",
-    )
-    .bind(email)
-    .bind(keep - 1)
-    .bind(now)
-    .bind(newest)
-    .execute(conn)
-    .await?;
-    Ok(())
+               AND email_key NOT IN (
+                 SELECT email_key FROM email_keys
+                 WHERE email = $1 AND used_at IS NULL AND expires_at > $3 AND email_key <> $4
+                 ORDER BY created_at DESC, email_key LIMIT $2)",
+        )
+        .bind(email)
+        .bind(keep - 1)
+        .bind(now)
+        .bind(newest);
 }
 
 /// Retires every unused key of the account.

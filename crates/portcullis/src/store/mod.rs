@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod audit_log;
+mod batch;
 pub mod budgets;
 pub mod clients;
 pub mod keys;
@@ -29,6 +30,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
+pub use batch::{Batch, Bind};
 pub use sqlx::AnyConnection as Conn;
 pub use unit::Unit;
 

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::Conn;
+use super::{Batch, Conn};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, FromRow)]
@@ -29,26 +29,24 @@ pub struct NewMessage<'a> {
     pub next_attempt_at: Timestamp,
 }
 
-pub async fn insert(conn: &mut Conn, new: &NewMessage<'_>, now: Timestamp) -> sqlx::Result<()> {
+pub fn insert(batch: &mut Batch, new: &NewMessage<'_>, now: Timestamp) {
     let (refused_at, last_error) = match new.withheld {
         true => (Some(now), Some("withheld: no account at this address")),
         false => (None, None),
     };
-    sqlx::query(
-        "INSERT INTO outbox (id, recipient, template, message, created_at, next_attempt_at, refused_at, last_error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(new.id)
-    .bind(new.recipient)
-    .bind(new.template)
-    .bind(new.message)
-    .bind(now)
-    .bind(new.next_attempt_at)
-    .bind(refused_at)
-    .bind(last_error)
-    .execute(conn)
-    .await?;
-    Ok(())
+    batch
+        .push(
+            "INSERT INTO outbox (id, recipient, template, message, created_at, next_attempt_at, refused_at, last_error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new.id)
+        .bind(new.recipient)
+        .bind(new.template)
+        .bind(new.message)
+        .bind(now)
+        .bind(new.next_attempt_at)
+        .bind(refused_at)
+        .bind(last_error);
 }
 
 /// Messages neither delivered nor refused: the queue's depth.
@@ -82,13 +80,18 @@ pub async fn lease(conn: &mut Conn, msg: &Queued, until: Timestamp) -> sqlx::Res
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks a message sent and drops its body: the code in it must not linger.
-pub async fn mark_sent(conn: &mut Conn, id: &str, now: Timestamp) -> sqlx::Result<()> {
-    sqlx::query("UPDATE outbox SET sent_at = $2, message = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $1")
-        .bind(id)
-        .bind(now)
-        .execute(conn)
-        .await?;
+/// Marks messages sent and drops their bodies: the codes in them must not linger.
+pub async fn mark_sent(conn: &mut Conn, ids: &[&str], now: Timestamp) -> sqlx::Result<()> {
+    let sql = format!(
+        "UPDATE outbox SET sent_at = $1, message = NULL, attempts = attempts + 1, last_error = NULL
+         WHERE id IN ({})",
+        super::placeholders(2, ids.len())
+    );
+    let mut query = sqlx::query(&sql).bind(now);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 
