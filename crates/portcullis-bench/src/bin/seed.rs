@@ -23,7 +23,7 @@ use portcullis::password::Hasher;
 use portcullis::store::keys::{self, NewKey, Purpose};
 use portcullis::store::sessions::{self, NewSession};
 use portcullis::store::users::{self, NewUser};
-use portcullis::store::Db;
+use portcullis::store::{Batch, Db};
 use portcullis::Settings;
 use secrecy::SecretString;
 
@@ -89,7 +89,9 @@ async fn main() -> anyhow::Result<()> {
                 username: None,
                 second_factor: false,
             };
-            keys::insert(&mut tx, &key, now).await?;
+            let mut batch = Batch::default();
+            keys::insert(&mut batch, &key, now)?;
+            batch.run(&mut tx).await?;
             writeln!(lines, "{email_key} {code}")?;
         }
         tx.commit().await?;
