@@ -46,13 +46,24 @@ impl Services {
 
     /// Starts a unit of work: one transaction, in which mail may be queued.
     pub async fn begin(&self) -> sqlx::Result<Work<'_>> {
-        Ok(Work {
-            tx: self.db.begin().await?,
+        Ok(self.work(self.db.begin().await?))
+    }
+
+    /// Starts a unit of work whose statements need not stand or fall
+    /// together: on PostgreSQL each commits by itself, and the writes kept
+    /// for the end (see [`Work`]) go as one statement, whole or not at all.
+    pub async fn autocommit(&self) -> sqlx::Result<Work<'_>> {
+        Ok(self.work(self.db.autocommit().await?))
+    }
+
+    fn work(&self, tx: Unit) -> Work<'_> {
+        Work {
+            tx,
             s: self,
             later: Batch::default(),
             handoffs: Vec::new(),
             ends_access: false,
-        })
+        }
     }
 }
 

@@ -153,14 +153,15 @@ async fn hit(
 }
 
 /// Spends the buckets in a unit of work of their own, committed whatever
-/// follows, so that what the request does next is paid for.
+/// follows, so that what the request does next is paid for. Each spend is
+/// atomic by itself: they need no transaction around them.
 pub(super) async fn spend_now(
     s: &Services,
     buckets: &[Bucket<'_>],
     who: Who<'_>,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    let mut work = s.begin().await?;
+    let mut work = s.autocommit().await?;
     let spent = spend(s, &mut work, buckets, who, now).await;
     work.commit().await?;
     spent

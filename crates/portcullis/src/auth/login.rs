@@ -69,7 +69,7 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
                 Some(u) if ok && u.disabled => ("account_disabled", ApiError::AccountDisabled),
                 _ => ("invalid_credentials", ApiError::InvalidCredentials),
             };
-            let mut work = s.begin().await?;
+            let mut work = s.autocommit().await?;
             work.audit(who.event(Kind::LoginFailed).detail(detail), now);
             work.commit().await?;
             return Err(error);
@@ -87,8 +87,13 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
                 None => true,
             },
         };
-    // Every unit of work starts with a write, so SQLite writers queue instead of failing.
-    let mut work = s.begin().await?;
+    // Without TOTP every write of this unit waits for its end and goes as one
+    // statement, which needs no transaction around it; with TOTP, a code
+    // spent and its audit row must stand or fall together.
+    let mut work = match user.totp_enabled {
+        true => s.begin().await?,
+        false => s.autocommit().await?,
+    };
     let code = input.totp_code.as_ref();
     match totp::second_factor(s, &mut work, &user, code, now).await? {
         Factor::Passed => {}

@@ -34,7 +34,8 @@ pub async fn forgot_password(
         device_id: None,
     };
     limits::spend_now(s, &buckets, who, now).await?;
-    let mut work = s.begin().await?;
+    // Every write of this unit waits for its end and goes as one statement.
+    let mut work = s.autocommit().await?;
     let key = KeyFor {
         user_id: user.as_ref().map(|u| u.id.as_str()),
         email: email.as_str(),

@@ -177,6 +177,18 @@ impl Db {
         }
     }
 
+    /// A unit of work whose statements need not stand or fall together: on
+    /// PostgreSQL a pooled connection on which each statement commits by
+    /// itself, saving the round trips of BEGIN and COMMIT (a [`Batch`] is
+    /// one statement, so it still commits whole); on SQLite a unit like any
+    /// other, since its units cost no round trips.
+    pub async fn autocommit(&self) -> sqlx::Result<Unit> {
+        match &self.writer {
+            Some(writer) => writer.begin().await,
+            None => Ok(self.pool.acquire().await?.into()),
+        }
+    }
+
     /// Runs `work`, which takes units of work, where they run fastest: on
     /// SQLite, on the writer's own thread (see [`writer_thread`]). `None`
     /// if that thread has stopped.

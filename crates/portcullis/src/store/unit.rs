@@ -20,6 +20,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::any::AnyConnectOptions;
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, ConnectOptions, Executor, Transaction};
 use tokio::sync::{watch, Mutex, Notify, OwnedMutexGuard};
 
@@ -38,6 +39,8 @@ pub struct Unit(Inner);
 
 enum Inner {
     Transaction(Transaction<'static, Any>),
+    /// Each statement commits by itself (see [`super::Db::autocommit`]).
+    Autocommit(PoolConnection<Any>),
     Grouped(Grouped),
 }
 
@@ -47,11 +50,18 @@ impl From<Transaction<'static, Any>> for Unit {
     }
 }
 
+impl From<PoolConnection<Any>> for Unit {
+    fn from(conn: PoolConnection<Any>) -> Self {
+        Unit(Inner::Autocommit(conn))
+    }
+}
+
 impl Unit {
     /// Commits; on SQLite, returns once the unit's group is committed.
     pub async fn commit(self) -> sqlx::Result<()> {
         match self.0 {
             Inner::Transaction(tx) => tx.commit().await,
+            Inner::Autocommit(_) => Ok(()),
             Inner::Grouped(unit) => unit.commit().await,
         }
     }
@@ -63,6 +73,7 @@ impl Deref for Unit {
     fn deref(&self) -> &AnyConnection {
         match &self.0 {
             Inner::Transaction(tx) => tx,
+            Inner::Autocommit(conn) => conn,
             Inner::Grouped(unit) => &unit.writer.conn,
         }
     }
@@ -72,6 +83,7 @@ impl DerefMut for Unit {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.0 {
             Inner::Transaction(tx) => tx,
+            Inner::Autocommit(conn) => conn,
             Inner::Grouped(unit) => &mut unit.writer.conn,
         }
     }
