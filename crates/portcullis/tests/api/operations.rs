@@ -17,6 +17,7 @@ both!(
     trace_id_is_in_the_header_and_the_body,
     users_sessions_and_queued_mail_survive_restarts,
     messages_are_sent_side_by_side,
+    sent_messages_are_marked_and_their_codes_dropped,
     a_handed_message_whose_lease_ran_short_waits_for_the_poll,
     file_transport_writes_eml_files,
 );
@@ -204,6 +205,32 @@ async fn messages_are_sent_side_by_side(backend: Backend) {
     app.register("second@example.com").await;
     app.mail_to("second@example.com").await;
     drop(hold);
+}
+
+/// Sent messages are marked in the outbox together, a little after they
+/// went: marked sent, tried once, and no longer holding their codes.
+async fn sent_messages_are_marked_and_their_codes_dropped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let addresses = ["one@example.com", "two@example.com", "three@example.com"];
+    for address in addresses {
+        app.register(address).await;
+    }
+    for address in addresses {
+        app.mail_to(address).await;
+    }
+    let db = app.db().await;
+    let rows = eventually("three messages marked sent", || async {
+        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT attempts, message FROM outbox WHERE sent_at IS NOT NULL ORDER BY recipient",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        (rows.len() == addresses.len()).then_some(rows)
+    })
+    .await;
+    db.close().await;
+    assert_eq!(rows, [(1, None), (1, None), (1, None)]);
 }
 
 /// The worker sends a message handed to it only with half its lease (a
