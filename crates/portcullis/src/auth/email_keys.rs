@@ -40,9 +40,10 @@ pub(super) struct KeyFor<'a> {
 }
 
 /// Creates a key, mails its code and retires the account's oldest live keys
-/// beyond the allowed number, all inside `work`. A decoy goes through the
-/// same steps, so that its answer takes as long, but its mail is withheld.
-pub(super) async fn issue(
+/// beyond the allowed number, all kept for `work`'s commit. A decoy goes
+/// through the same steps, so that its answer takes as long, but its mail is
+/// withheld.
+pub(super) fn issue(
     s: &Services,
     work: &mut Work<'_>,
     key: &KeyFor<'_>,

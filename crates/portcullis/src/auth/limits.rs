@@ -133,23 +133,23 @@ pub(super) async fn spend(
         if let Some(retry_after) =
             budgets::spend(work, &bucket.key(), bucket.budget(s), now).await?
         {
-            return Err(hit(work, bucket, who, retry_after, now).await?);
+            return Err(hit(work, bucket, who, retry_after, now));
         }
     }
     Ok(())
 }
 
 /// Records that a request found `bucket` empty; returns its 429.
-async fn hit(
+fn hit(
     work: &mut Work<'_>,
     bucket: Bucket<'_>,
     who: Who<'_>,
     retry_after: i64,
     now: Timestamp,
-) -> sqlx::Result<ApiError> {
+) -> ApiError {
     let event = who.event(Kind::BudgetExhausted).detail(bucket.name());
     work.audit(event, now);
-    Ok(bucket.exhausted(retry_after))
+    bucket.exhausted(retry_after)
 }
 
 /// Spends the buckets in a unit of work of their own, committed whatever
@@ -203,7 +203,7 @@ pub(super) async fn check(
         return Ok(());
     };
     let mut work = s.begin().await?;
-    let refusal = hit(&mut work, buckets[first], who, retry_after, now).await?;
+    let refusal = hit(&mut work, buckets[first], who, retry_after, now);
     work.commit().await?;
     Err(refusal)
 }

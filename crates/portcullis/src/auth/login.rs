@@ -133,7 +133,7 @@ pub async fn login(s: &Services, input: Login, client: &Client) -> Result<LoginO
         // Checked above when enabled.
         second_factor: user.totp_enabled,
     };
-    let email_key = email_keys::issue(s, &mut work, &key, now).await?;
+    let email_key = email_keys::issue(s, &mut work, &key, now)?;
     work.commit().await?;
     Ok(LoginOutcome::Code(StepOne {
         email_key,

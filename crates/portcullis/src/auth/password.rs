@@ -45,7 +45,7 @@ pub async fn forgot_password(
         username: None,
         second_factor: false,
     };
-    let email_key = email_keys::issue(s, &mut work, &key, now).await?;
+    let email_key = email_keys::issue(s, &mut work, &key, now)?;
     work.commit().await?;
     Ok(StepOne {
         email_key,

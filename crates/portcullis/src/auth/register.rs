@@ -80,7 +80,7 @@ pub async fn register(s: &Services, input: Register, client: &Client) -> Result<
         username: input.username.as_ref().map(Username::as_str),
         second_factor: false,
     };
-    let email_key = email_keys::issue(s, &mut work, &key, now).await?;
+    let email_key = email_keys::issue(s, &mut work, &key, now)?;
     work.commit().await?;
     Ok(StepOne {
         email_key,

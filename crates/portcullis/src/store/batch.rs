@@ -97,7 +97,7 @@ impl Batch {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.statements.is_empty()
     }
 
