@@ -15,16 +15,14 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::response::Response;
-use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 
-use crate::http::Admission;
+use crate::http::{Admission, App};
 
 /// Connections taken past the cap, to answer health probes on them.
 const PROBE_CONNECTIONS: usize = 32;
@@ -65,11 +63,11 @@ impl Default for Limits {
 /// database pool, mail and log files.
 const OTHER_DESCRIPTORS: u64 = 128;
 
-/// Serves `router` until `shutdown` completes, then stops accepting and
+/// Serves `app` until `shutdown` completes, then stops accepting and
 /// waits for the requests in flight, at most [`Limits::drain`].
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: App,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -109,9 +107,9 @@ pub async fn serve(
         } else {
             builder.header_read_timeout(limits.header_timeout);
         }
-        let (router, request_timeout) = (router.clone(), limits.request_timeout);
+        let (app, request_timeout) = (app.clone(), limits.request_timeout);
         let service = hyper::service::service_fn(move |request| {
-            answer(router.clone(), request, peer, probes_only, request_timeout)
+            answer(app.clone(), request, peer, probes_only, request_timeout)
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -131,10 +129,10 @@ pub async fn serve(
     }
 }
 
-/// Hands the request to the router with what its connection allows it; the
-/// router's middleware enforces that, so its refusals carry a trace id.
+/// Hands the request to the API with what its connection allows it; the
+/// API enforces that, so its refusals carry a trace id.
 async fn answer(
-    router: Router,
+    app: App,
     request: Request<Incoming>,
     peer: SocketAddr,
     probes_only: bool,
@@ -146,7 +144,7 @@ async fn answer(
         probes_only,
         deadline,
     });
-    router.oneshot(request).await
+    Ok(app.answer(request).await)
 }
 
 /// Raises the soft limit on open files to what `connections` need, as far

@@ -3,7 +3,7 @@
 //! HTTP) and token introspection (RFC 7662).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::ExposeSecret;
@@ -29,6 +29,22 @@ static EMAIL: HeaderName = HeaderName::from_static("x-auth-email");
 static SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
 static CLIENT_ID: HeaderName = HeaderName::from_static("x-auth-client-id");
 static SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
+
+/// Whether forward-auth's lane (see [`super::App::answer`]) takes `request`:
+/// this route's path, with one of its methods.
+pub(super) fn in_lane(request: &Request) -> bool {
+    request.uri().path() == PATH
+        && matches!(
+            *request.method(),
+            Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::HEAD
+        )
+}
+
+/// Forward-auth's answer in its lane. The route stays in the router, which
+/// the OpenAPI document is made from.
+pub(super) async fn answer(s: AppState, request: Request) -> Response {
+    check(State(s), request).await.into_response()
+}
 
 /// Forward-auth: who presents this request's bearer token (a user's or a
 /// machine client's access token) or API key (`X-API-Key`, `api-key`). Any

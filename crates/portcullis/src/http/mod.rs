@@ -14,6 +14,7 @@ mod responses;
 mod sessions;
 mod two_factor;
 
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -24,6 +25,7 @@ use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
+use tower::ServiceExt;
 use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -35,8 +37,37 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The API as served: forward-auth's lane, then the router.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    pub fn new(state: AppState) -> anyhow::Result<App> {
+        let router = router(state.clone())?;
+        Ok(App { router, state })
+    }
+
+    /// Answers a request. Forward-auth is asked about every request of the
+    /// team's API and needs nothing of the router and its layers, which cost
+    /// more than the check itself (BENCHMARKS.md): its requests go in a lane
+    /// of their own, in the same context as every other request.
+    pub async fn answer(self, request: Request) -> Response {
+        if check::in_lane(&request) {
+            let lane = |request| check::answer(self.state.clone(), request);
+            return in_context(&self.state, request, Some(check::PATH), lane).await;
+        }
+        match self.router.oneshot(request).await {
+            Ok(response) => response,
+            Err(infallible) => match infallible {},
+        }
+    }
+}
+
 /// Every route of the API, and the OpenAPI document built from them once.
-pub fn router(state: AppState) -> anyhow::Result<Router> {
+fn router(state: AppState) -> anyhow::Result<Router> {
     let mut writes = OpenApiRouter::new()
         .merge(auth::router())
         .merge(sessions::writes())
@@ -119,6 +150,21 @@ pub struct Admission {
 /// Forward-auth is asked about every request of the team's API, which the
 /// proxy in front logs already: its requests are logged at `debug`.
 async fn request_context(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    in_context(&s, req, None, |req| next.run(req)).await
+}
+
+/// What [`request_context`] does, around `answer`. The request's route, for
+/// the metrics, is `route` or else the one the router matched.
+async fn in_context<F, A>(
+    s: &AppState,
+    req: Request,
+    route: Option<&'static str>,
+    answer: F,
+) -> Response
+where
+    F: FnOnce(Request) -> A,
+    A: Future<Output = Response>,
+{
     let trace_id = trace_id();
     let forward_auth = req.uri().path() == check::PATH;
     let span = if forward_auth {
@@ -134,12 +180,12 @@ async fn request_context(State(s): State<AppState>, req: Request, next: Next) ->
     let admission = req.extensions().get::<Admission>().copied();
     let admitted = async move {
         let Some(admission) = admission else {
-            return next.run(req).await;
+            return answer(req).await;
         };
         if admission.probes_only && !matches!(req.uri().path(), "/healthz" | "/readyz") {
             return ApiError::Unavailable("connection limit reached").into_response();
         }
-        match tokio::time::timeout(admission.deadline, next.run(req)).await {
+        match tokio::time::timeout(admission.deadline, answer(req)).await {
             Ok(response) => response,
             Err(_) => {
                 let mut response = ApiError::RequestTimeout.into_response();
@@ -162,8 +208,9 @@ async fn request_context(State(s): State<AppState>, req: Request, next: Next) ->
             tracing::info!(status, latency_ms, "request")
         }
     });
-    let route = response.extensions().get::<MatchedPath>();
-    let route = route.map_or("unmatched", MatchedPath::as_str);
+    let matched = response.extensions().get::<MatchedPath>();
+    let route = route.or(matched.map(MatchedPath::as_str));
+    let route = route.unwrap_or("unmatched");
     s.metrics.request(route, status, took);
     if let Ok(value) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
