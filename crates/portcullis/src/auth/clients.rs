@@ -74,7 +74,8 @@ pub async fn client_login(
     if let Err(refusal) = admission(&client, from) {
         return Err(refused(s, &buckets, who, Some(client.id), refusal, now).await?);
     }
-    let mut work = s.begin().await?;
+    // The session, its refresh token and its audit row are one statement.
+    let mut work = s.autocommit().await?;
     let opened = open_session(s, &mut work, &client, from, now).await?;
     work.commit().await?;
     grant(s, &client, opened, now)

@@ -54,6 +54,8 @@ async fn counters_move_as_flows_run(backend: Backend) {
         StatusCode::OK
     );
     assert_eq!(app.get("/v1/nothing-here").await.0, 404);
+    // Forward-auth answers outside the router, and is counted like the rest.
+    assert_eq!(app.get("/v1/auth/check").await.0, 401);
 
     let (_, after) = scrape(&app).await;
     let counted = |series: &str| sample(&after, series) - sample(&before, series);
@@ -68,6 +70,10 @@ async fn counters_move_as_flows_run(backend: Backend) {
     );
     assert_eq!(
         counted(r#"portcullis_http_requests_total{route="unmatched",status="404"}"#),
+        1.0
+    );
+    assert_eq!(
+        counted(r#"portcullis_http_requests_total{route="/v1/auth/check",status="401"}"#),
         1.0
     );
     assert_eq!(
