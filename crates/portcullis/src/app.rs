@@ -113,7 +113,7 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = crate::http::App::new(self.services.clone())?;
+        let api = crate::http::Api::new(self.services.clone())?;
         let (stop, stopped) = watch::channel(false);
         let retention = tokio::spawn(retention::run(
             self.services.db.clone(),
@@ -136,7 +136,7 @@ impl App {
         ));
         let worker = tokio::spawn(self.worker.run(self.handed, stopped));
         let drain = self.limits.drain;
-        server::serve(self.listener, app, self.limits, shutdown).await;
+        server::serve(self.listener, api, self.limits, shutdown).await;
         let _ = stop.send(true);
         // The mail worker sends what was handed to it; a message still
         // unsent then stays leased in the outbox and is sent after a restart.

@@ -22,7 +22,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::http::{Admission, App};
+use crate::http::{Admission, Api};
 
 /// Connections taken past the cap, to answer health probes on them.
 const PROBE_CONNECTIONS: usize = 32;
@@ -63,11 +63,11 @@ impl Default for Limits {
 /// database pool, mail and log files.
 const OTHER_DESCRIPTORS: u64 = 128;
 
-/// Serves `app` until `shutdown` completes, then stops accepting and
+/// Serves `api` until `shutdown` completes, then stops accepting and
 /// waits for the requests in flight, at most [`Limits::drain`].
 pub async fn serve(
     listener: TcpListener,
-    app: App,
+    api: Api,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -107,9 +107,9 @@ pub async fn serve(
         } else {
             builder.header_read_timeout(limits.header_timeout);
         }
-        let (app, request_timeout) = (app.clone(), limits.request_timeout);
+        let (api, request_timeout) = (api.clone(), limits.request_timeout);
         let service = hyper::service::service_fn(move |request| {
-            answer(app.clone(), request, peer, probes_only, request_timeout)
+            answer(api.clone(), request, peer, probes_only, request_timeout)
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -132,7 +132,7 @@ pub async fn serve(
 /// Hands the request to the API with what its connection allows it; the
 /// API enforces that, so its refusals carry a trace id.
 async fn answer(
-    app: App,
+    api: Api,
     request: Request<Incoming>,
     peer: SocketAddr,
     probes_only: bool,
@@ -144,7 +144,7 @@ async fn answer(
         probes_only,
         deadline,
     });
-    Ok(app.answer(request).await)
+    Ok(api.answer(request).await)
 }
 
 /// Raises the soft limit on open files to what `connections` need, as far

@@ -30,13 +30,18 @@ static SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
 static CLIENT_ID: HeaderName = HeaderName::from_static("x-auth-client-id");
 static SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
 
-/// Whether forward-auth's lane (see [`super::App::answer`]) takes `request`:
+/// Whether forward-auth's lane (see [`super::Api::answer`]) takes `request`:
 /// this route's path, with one of its methods.
 pub(super) fn in_lane(request: &Request) -> bool {
     request.uri().path() == PATH
         && matches!(
             *request.method(),
-            Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::HEAD
+            Method::GET
+                | Method::POST
+                | Method::PUT
+                | Method::PATCH
+                | Method::DELETE
+                | Method::HEAD
         )
 }
 

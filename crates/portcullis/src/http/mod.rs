@@ -39,15 +39,15 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The API as served: forward-auth's lane, then the router.
 #[derive(Clone)]
-pub struct App {
+pub struct Api {
     router: Router,
     state: AppState,
 }
 
-impl App {
-    pub fn new(state: AppState) -> anyhow::Result<App> {
+impl Api {
+    pub fn new(state: AppState) -> anyhow::Result<Api> {
         let router = router(state.clone())?;
-        Ok(App { router, state })
+        Ok(Api { router, state })
     }
 
     /// Answers a request. Forward-auth is asked about every request of the
