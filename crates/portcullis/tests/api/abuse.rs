@@ -256,7 +256,7 @@ async fn two_server_processes_share_the_code_budget(backend: Backend) {
     })
     .await;
     // A second process of the real binary, as a second node of a cluster.
-    let (other, _other) = app.another_process().await;
+    let (other, _other) = app.another_process();
     app.signup("cluster@example.com").await;
     let keys = live_keys(&app, "cluster@example.com", 30).await;
     let guesses = keys

@@ -251,7 +251,8 @@ impl TestApp {
 
     /// A second server process, the real binary, on this test's database and
     /// settings, as another node of a cluster; it stops when the guard drops.
-    pub async fn another_process(&self) -> (String, crate::binary::Server) {
+    /// Returns once it listens (read from its log, blocking).
+    pub fn another_process(&self) -> (String, crate::binary::Server) {
         let dir = tempfile::tempdir().unwrap();
         let mut command = crate::binary::portcullis(dir.path());
         command

@@ -13,7 +13,7 @@ both!(sigterm_during_load_loses_no_acknowledged_request);
 
 async fn sigterm_during_load_loses_no_acknowledged_request(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (base, mut server) = app.another_process().await;
+    let (base, mut server) = app.another_process();
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let http = reqwest::Client::new();
     let mut load = Vec::new();
