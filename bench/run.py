@@ -300,7 +300,8 @@ def create_database(store, tmp, over_tcp):
 
 def drop_database(store, url):
     if store == "postgres":
-        name = url.rsplit("/", 1)[1].split("?")[0]
+        # The socket's URL has a path in its query (`?host=/var/run/postgresql`).
+        name = url.split("?")[0].rsplit("/", 1)[1]
         psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
