@@ -121,14 +121,15 @@ impl Worker {
 
     /// Leases as many due messages as there is room for, each in a unit of
     /// work of its own (short, and never held across a send), and sets them
-    /// on their way.
+    /// on their way. Each of the worker's units is one statement, so none
+    /// needs a transaction around it (see [`Db::autocommit`]).
     async fn send_due(self: &Arc<Self>, sending: &mut JoinSet<Option<Sent>>) -> anyhow::Result<()> {
         let room = SENDS_AT_ONCE.saturating_sub(sending.len()) as i64;
         let now = self.clock.now();
         let due = outbox::due(&mut *self.db.pool().acquire().await?, now, room).await?;
         for msg in due {
             let now = self.clock.now();
-            let mut unit = self.db.begin().await?;
+            let mut unit = self.db.autocommit().await?;
             let leased = outbox::lease(&mut unit, &msg, now + LEASE_SECS).await?;
             unit.commit().await?;
             if leased {
@@ -195,7 +196,7 @@ impl Worker {
         e: anyhow::Error,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
-        let mut unit = self.db.begin().await?;
+        let mut unit = self.db.autocommit().await?;
         if is_permanent(&e) {
             tracing::warn!(id = %id, error = %e, "email refused permanently; not retrying");
             outbox::mark_refused(&mut unit, id, &e.to_string(), now).await?;
@@ -216,7 +217,7 @@ impl Worker {
         }
         let ids: Vec<&str> = sent.iter().map(|s| s.id.as_str()).collect();
         let marked = async {
-            let mut unit = self.db.begin().await?;
+            let mut unit = self.db.autocommit().await?;
             outbox::mark_sent(&mut unit, &ids, self.clock.now()).await?;
             unit.commit().await
         };
