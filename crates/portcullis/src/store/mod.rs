@@ -87,13 +87,18 @@ impl Db {
             Backend::Sqlite => 8,
             Backend::Postgres => 16,
         };
-        let pool = Self::pool_of(backend, &options, sync, connections).await?;
+        // The writer opens first: it turns a new file to WAL before any
+        // reader opens (see `sqlite_pragmas`).
         let writer = match backend {
-            Backend::Sqlite => Some(Arc::new(
-                unit::Group::start(options.clone(), sqlite_pragmas(sync)).await?,
-            )),
+            Backend::Sqlite => {
+                let pragmas = format!("PRAGMA journal_mode = WAL; {}", sqlite_pragmas(sync));
+                Some(Arc::new(
+                    unit::Group::start(options.clone(), pragmas).await?,
+                ))
+            }
             Backend::Postgres => None,
         };
+        let pool = Self::pool_of(backend, &options, sync, connections).await?;
         Ok(Db {
             pool,
             writer,
@@ -211,14 +216,14 @@ impl Db {
     }
 }
 
-/// WAL lets readers run beside the one writer; the busy timeout makes writers
-/// of other processes queue instead of failing; see `sqlite_sync` for the
-/// synchronous mode.
+/// Every SQLite connection's set-up: the busy timeout makes writers of other
+/// processes queue instead of failing; see `sqlite_sync` for the synchronous
+/// mode. WAL, which lets readers run beside the one writer, is not here: it
+/// is kept in the file, and only the writer asks for it, before any reader
+/// opens. Turning a new file to WAL takes a lock that the busy timeout cannot
+/// wait for, so readers asking for it beside each other failed.
 fn sqlite_pragmas(sync: &str) -> String {
-    format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
-    )
+    format!("PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
 }
 
 /// How SQLite syncs a commit, taken out of the URL (sqlx does not know the
@@ -338,7 +343,58 @@ pub fn unique_violation(e: &sqlx::Error) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_sync;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::{sqlite_sync, Db};
+
+    /// Everything logged, as text.
+    #[derive(Clone, Default)]
+    struct Logged(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Logged {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A new file starts in rollback-journal mode, and a change to WAL takes
+    /// a lock SQLite's busy timeout cannot wait for: if every connection of
+    /// the pool asked for WAL as it opened, those opening beside the first
+    /// failed their set-up (sqlx logs an error and retries). It happened in
+    /// a few starts of the CLI in a hundred.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_new_sqlite_file_opens_without_a_failed_connection() {
+        let logged = Logged::default();
+        let writer = logged.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..100 {
+            let url = format!("sqlite://{}/{n}.db", dir.path().display());
+            let db = Db::connect(&url).await.unwrap();
+            db.migrate().await.unwrap();
+            // The pool opens its other readers in the background.
+            while db.pool.size() < 8 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            db.close().await;
+        }
+        let logged = String::from_utf8(logged.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.is_empty(), "{logged}");
+    }
 
     #[test]
     fn the_sqlite_url_chooses_how_commits_are_synced() {
