@@ -120,8 +120,9 @@ impl Bucket<'_> {
     }
 }
 
-/// Spends one try of each bucket, in order, inside `work`; the first that
-/// is empty ends it with its 429, after recording the hit.
+/// Spends one try of each bucket, in order, inside `work` and in one
+/// statement; the first that is empty ends it with its 429 (the buckets after
+/// it keep their tries), after recording the hit.
 pub(super) async fn spend(
     s: &Services,
     work: &mut Work<'_>,
@@ -129,14 +130,11 @@ pub(super) async fn spend(
     who: Who<'_>,
     now: Timestamp,
 ) -> Result<(), ApiError> {
-    for &bucket in buckets {
-        if let Some(retry_after) =
-            budgets::spend(work, &bucket.key(), bucket.budget(s), now).await?
-        {
-            return Err(hit(work, bucket, who, retry_after, now));
-        }
+    let keys = keys(buckets);
+    match budgets::spend(work, &asked(s, &keys, buckets), now).await? {
+        None => Ok(()),
+        Some((first, retry_after)) => Err(hit(work, buckets[first], who, retry_after, now)),
     }
-    Ok(())
 }
 
 /// Records that a request found `bucket` empty; returns its 429.
@@ -177,6 +175,14 @@ pub(super) fn keys(buckets: &[Bucket<'_>]) -> Vec<String> {
     buckets.iter().map(|bucket| bucket.key()).collect()
 }
 
+/// Each bucket's row in the store, with its budget.
+fn asked<'a>(s: &Services, keys: &'a [String], buckets: &[Bucket<'_>]) -> Vec<(&'a str, Budget)> {
+    keys.iter()
+        .zip(buckets)
+        .map(|(key, bucket)| (key.as_str(), bucket.budget(s)))
+        .collect()
+}
+
 /// Like [`spend_now`], but reads instead of spending: a request that is then
 /// refused must [`spend`] before it is answered, and one that succeeds costs
 /// its buckets nothing. Only for secrets too long to guess (client secrets):
@@ -192,12 +198,7 @@ pub(super) async fn check(
     now: Timestamp,
 ) -> Result<(), ApiError> {
     let keys = keys(buckets);
-    let asked: Vec<(&str, Budget)> = keys
-        .iter()
-        .zip(buckets)
-        .map(|(key, bucket)| (key.as_str(), bucket.budget(s)))
-        .collect();
-    let empty = budgets::check(&mut conn, &asked, now).await?;
+    let empty = budgets::check(&mut conn, &asked(s, &keys, buckets), now).await?;
     drop(conn);
     let Some((first, retry_after)) = empty else {
         return Ok(());

@@ -2,60 +2,74 @@
 //! database so that every instance of a cluster shares them and concurrent
 //! requests can never spend more than there is.
 
+use sqlx::any::AnyArguments;
+use sqlx::Arguments;
+
 use super::{Batch, Conn};
 use crate::clock::Timestamp;
 use crate::config::Budget;
 
-/// The condition for a try to be there, on the bucket's row at `$now`,
-/// with `$since` the start of the window that ends now and `$tries` the
-/// tries: a window that started at or before `$since` is over, and the count
+/// The condition for a try to be there, on the bucket's row at `$1` (now),
+/// with `since` the start of the window that ends now and `tries` the
+/// tries: a window that started at or before `since` is over, and the count
 /// starts again.
-macro_rules! available {
-    (now = $now:literal, since = $since:literal, tries = $tries:literal) => {
-        concat!(
-            "(budgets.window_start <= ",
-            $since,
-            " OR budgets.spent < ",
-            $tries,
-            ")
-             AND (budgets.locked_until IS NULL OR budgets.locked_until <= ",
-            $now,
-            ")"
-        )
-    };
+fn available(since: &str, tries: &str) -> String {
+    format!(
+        "(budgets.window_start <= {since} OR budgets.spent < {tries})
+         AND (budgets.locked_until IS NULL OR budgets.locked_until <= $1)"
+    )
 }
 
-/// Spends one try of `bucket`. `None` when it was spent; otherwise the
-/// seconds until a try is available again (the window ends or a lock lifts).
+/// Spends one try of each of `buckets` in one statement, in order, each
+/// only if the one before it was spent: `None` when all were; otherwise the
+/// first that has no try (its index) and the seconds until it has (the window
+/// ends or a lock lifts).
 pub async fn spend(
     conn: &mut Conn,
-    bucket: &str,
-    budget: Budget,
+    buckets: &[(&str, Budget)],
     now: Timestamp,
-) -> sqlx::Result<Option<i64>> {
-    // The conditional update runs on the row as it is after any concurrent
-    // spender has committed, so the count is exact.
-    let spent: Option<i64> = sqlx::query_scalar(concat!(
-        "INSERT INTO budgets (bucket, window_start, spent) VALUES ($1, $2, 1)
-         ON CONFLICT (bucket) DO UPDATE SET
-             spent = CASE WHEN budgets.window_start <= $3 THEN 1 ELSE budgets.spent + 1 END,
-             window_start = CASE WHEN budgets.window_start <= $3 THEN $2 ELSE budgets.window_start END
-         WHERE ",
-        available!(now = "$2", since = "$3", tries = "$4"),
-        " RETURNING spent"
-    ))
-    .bind(bucket)
-    .bind(now)
-    .bind(now - budget.window)
-    .bind(budget.tries)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if spent.is_some() {
+) -> sqlx::Result<Option<(usize, i64)>> {
+    let Some((last, _)) = buckets.last() else {
+        return Ok(None);
+    };
+    // Each conditional update runs on its row as it is after any concurrent
+    // spender has committed, so every count is exact. A bucket's statement
+    // spends nothing unless the one before spent: on SQLite it changed a
+    // row; on PostgreSQL, where each is a CTE, the one before returned one.
+    let statements: Vec<String> = (0..buckets.len())
+        .map(|i| {
+            let [bucket, since, tries] = [2, 3, 4].map(|n| format!("${}", n + 3 * i));
+            let spent_before = match i {
+                0 => "true".to_owned(),
+                _ if super::is_postgres(conn) => format!("EXISTS (SELECT 1 FROM s{})", i - 1),
+                _ => "changes() = 1".to_owned(),
+            };
+            format!(
+                "INSERT INTO budgets (bucket, window_start, spent) SELECT {bucket}, $1, 1
+                 WHERE {spent_before}
+                 ON CONFLICT (bucket) DO UPDATE SET
+                     spent = CASE WHEN budgets.window_start <= {since} THEN 1 ELSE budgets.spent + 1 END,
+                     window_start = CASE WHEN budgets.window_start <= {since} THEN $1 ELSE budgets.window_start END
+                 WHERE {}
+                 RETURNING bucket",
+                available(&since, &tries),
+            )
+        })
+        .collect();
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    let sql = super::together(conn, &statements);
+    // SQLite returns every statement's row, PostgreSQL the last one's; the
+    // last bucket was spent only if all were.
+    let spent: Vec<String> = sqlx::query_scalar_with(&sql, asked(buckets, now)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    if spent.iter().any(|bucket| bucket == last) {
         return Ok(None);
     }
-    // The row exists and has no try left: how long until it has.
-    let empty = check(conn, &[(bucket, budget)], now).await?;
-    Ok(Some(empty.map_or(1, |(_, wait)| wait)))
+    // A bucket has no try left: which, and how long until it has. (One
+    // that a concurrent spender emptied and whose window then ended before
+    // this read is found full: the first waits a second.)
+    Ok(Some(check(conn, buckets, now).await?.unwrap_or((0, 1))))
 }
 
 /// Whether each of `buckets` has a try, without spending any, in one query:
@@ -66,7 +80,7 @@ pub async fn check(
     buckets: &[(&str, Budget)],
     now: Timestamp,
 ) -> sqlx::Result<Option<(usize, i64)>> {
-    // One row of (bucket, window start, tries) per bucket, from `$2` on.
+    // One row of (bucket, window start, tries) per bucket.
     let rows: Vec<String> = (0..buckets.len())
         .map(|i| format!("({})", super::placeholders(2 + 3 * i, 3)))
         .collect();
@@ -75,16 +89,12 @@ pub async fn check(
          FROM budgets JOIN (VALUES {}) AS asked ON budgets.bucket = asked.column1
          WHERE NOT ({})",
         rows.join(", "),
-        available!(now = "$1", since = "asked.column2", tries = "asked.column3"),
+        available("asked.column2", "asked.column3"),
     );
-    let mut query = sqlx::query_as(&sql).bind(now);
-    for (bucket, budget) in buckets {
-        query = query
-            .bind(*bucket)
-            .bind(now - budget.window)
-            .bind(budget.tries);
-    }
-    let empty: Vec<(String, Timestamp, Option<Timestamp>)> = query.fetch_all(conn).await?;
+    let empty: Vec<(String, Timestamp, Option<Timestamp>)> =
+        sqlx::query_as_with(&sql, asked(buckets, now)?)
+            .fetch_all(conn)
+            .await?;
     let first = buckets
         .iter()
         .enumerate()
@@ -93,6 +103,21 @@ pub async fn check(
             Some((i, wait(*budget, *window_start, *locked_until, now)))
         });
     Ok(first)
+}
+
+/// The parameters of [`spend`] and [`check`]: `$1` now, then each bucket's
+/// name, the start of its window that ends now, and its tries, from `$2` on.
+fn asked<'q>(buckets: &[(&'q str, Budget)], now: Timestamp) -> sqlx::Result<AnyArguments<'q>> {
+    let mut asked = AnyArguments::default();
+    asked.add(now).map_err(sqlx::Error::Encode)?;
+    for (bucket, budget) in buckets {
+        asked.add(*bucket).map_err(sqlx::Error::Encode)?;
+        asked
+            .add(now - budget.window)
+            .map_err(sqlx::Error::Encode)?;
+        asked.add(budget.tries).map_err(sqlx::Error::Encode)?;
+    }
+    Ok(asked)
 }
 
 /// Seconds until an empty bucket has a try again.

@@ -20,6 +20,7 @@ both!(
     a_hundred_wrong_codes_in_a_row_lock_code_flows_for_a_day_and_tell_the_owner,
     login_failures_are_budgeted_per_account_across_instances,
     login_failures_are_budgeted_per_ip_and_forwarding_headers_only_count_from_trusted_proxies,
+    a_login_refused_by_its_ips_budget_spends_nothing_of_the_accounts,
     answers_are_the_same_for_known_and_unknown_addresses,
 );
 
@@ -461,6 +462,59 @@ async fn login_failures_are_budgeted_per_ip_and_forwarding_headers_only_count_fr
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A login with a wrong password from `ip`: its status, error code and
+/// `retry_after`.
+async fn wrong_password(app: &TestApp, email: &str, ip: &str) -> (StatusCode, Value, Value) {
+    let response = login_with(app, &app.base, email, "wrong", Some(ip)).await;
+    let (status, body) = read(response).await;
+    let error = &body["error"];
+    (
+        status,
+        error["code"].clone(),
+        error["details"]["retry_after"].clone(),
+    )
+}
+
+/// The IP's bucket is spent first, and the account's only if the IP had a
+/// try: a client whose address is spent cannot go on using up its victim's
+/// budget, which the owner logs in with.
+async fn a_login_refused_by_its_ips_budget_spends_nothing_of_the_accounts(backend: Backend) {
+    let app = TestApp::start(backend, |s| {
+        s.set("login_ip_budget", "2/1m")
+            .set("trusted_proxies", "127.0.0.1/32");
+    })
+    .await;
+    app.signup("victim@example.com").await;
+    let attempt = |ip| wrong_password(&app, "victim@example.com", ip);
+    for _ in 0..2 {
+        assert_eq!(attempt("203.0.113.1").await.0, StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..5 {
+        let (status, _, retry_after) = attempt("203.0.113.1").await;
+        assert_eq!(
+            (status, retry_after),
+            (StatusCode::TOO_MANY_REQUESTS, json!(60))
+        );
+    }
+    // The account's budget (5 in 15 minutes) still has its other 3 tries,
+    // from addresses with tries of their own.
+    for ip in ["203.0.113.2", "203.0.113.3", "203.0.113.4"] {
+        assert_eq!(attempt(ip).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, code, retry_after) = attempt("203.0.113.5").await;
+    assert_eq!(
+        (status, code),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            json!("TOO_MANY_LOGIN_ATTEMPTS")
+        )
+    );
+    assert!(
+        retry_after.as_i64() > Some(60),
+        "the account's window: {retry_after}"
+    );
 }
 
 /// A body with what must differ between two requests (keys, addresses, trace ids, times) blanked.
