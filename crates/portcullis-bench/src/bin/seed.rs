@@ -120,7 +120,9 @@ async fn main() -> anyhow::Result<()> {
                 .session(&session_id)
                 .detail("seed");
             let entry = audit::entry(&event, now);
-            sessions::open(&mut tx, &session, &token_hash(&token), &entry, now).await?;
+            let mut batch = Batch::default();
+            sessions::open(&mut batch, &session, &token_hash(&token), &entry, now);
+            batch.run(&mut tx).await?;
             writeln!(lines, "{token}")?;
         }
         tx.commit().await?;

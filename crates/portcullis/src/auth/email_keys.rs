@@ -104,7 +104,7 @@ pub(super) fn message<'a>(s: &Services, purpose: Purpose, code: &'a str) -> Mess
 /// What checking a code found.
 #[derive(Debug)]
 pub(super) enum CodeCheck {
-    /// The code matched; the key is now used.
+    /// The code matched; the key is used once `work` commits.
     Accepted(Box<EmailKey>),
     /// The code did not match; one attempt was spent.
     Wrong { attempts_left: i64 },
@@ -200,9 +200,7 @@ pub(super) async fn check_code(
         });
     }
     // A right code was no guess: the budgets get their try back.
-    if !keys::consume(work, email_key, &limits::keys(&buckets), now).await? {
-        return Ok(CodeCheck::Expired);
-    }
+    keys::consume(work.later(), email_key, &limits::keys(&buckets), now);
     Ok(CodeCheck::Accepted(key))
 }
 

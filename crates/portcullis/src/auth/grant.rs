@@ -102,7 +102,7 @@ pub(super) async fn start_session(
         .session(&session_id)
         .detail(how);
     let entry = work.announce(event, now);
-    sessions::open(work, &new, &token_hash(&refresh_token), &entry, now).await?;
+    sessions::open(work.later(), &new, &token_hash(&refresh_token), &entry, now);
     Ok(Opened {
         user,
         session_id,

@@ -18,10 +18,11 @@ pub struct Batch {
     values: Vec<Value>,
 }
 
-/// A value to bind: the two column types the schema uses, and NULL.
+/// A value to bind: the column types the schema uses, and NULL.
 pub enum Value {
     Text(Option<String>),
     Integer(Option<i64>),
+    Real(Option<f64>),
 }
 
 impl From<&str> for Value {
@@ -48,6 +49,12 @@ impl From<Option<Timestamp>> for Value {
     }
 }
 
+impl From<Option<f64>> for Value {
+    fn from(number: Option<f64>) -> Self {
+        Value::Real(number)
+    }
+}
+
 /// A statement joining a batch; its values are bound in order.
 pub struct Statement<'b> {
     values: &'b mut Vec<Value>,
@@ -65,6 +72,7 @@ impl Statement<'_> {
 pub trait Bind<'q> {
     fn text(self, value: Option<&'q str>) -> Self;
     fn integer(self, value: Option<i64>) -> Self;
+    fn real(self, value: Option<f64>) -> Self;
 }
 
 impl<'q> Bind<'q> for Query<'q, Any, AnyArguments<'q>> {
@@ -75,6 +83,10 @@ impl<'q> Bind<'q> for Query<'q, Any, AnyArguments<'q>> {
     fn integer(self, value: Option<i64>) -> Self {
         self.bind(value)
     }
+
+    fn real(self, value: Option<f64>) -> Self {
+        self.bind(value)
+    }
 }
 
 impl<'q> Bind<'q> for Statement<'_> {
@@ -83,6 +95,10 @@ impl<'q> Bind<'q> for Statement<'_> {
     }
 
     fn integer(self, value: Option<i64>) -> Self {
+        self.bind(value)
+    }
+
+    fn real(self, value: Option<f64>) -> Self {
         self.bind(value)
     }
 }
@@ -113,6 +129,7 @@ impl Batch {
             query = match value {
                 Value::Text(text) => query.bind(text),
                 Value::Integer(number) => query.bind(number),
+                Value::Real(number) => query.bind(number),
             };
         }
         query.execute(conn).await?;

@@ -135,20 +135,15 @@ fn wait(
 /// A success: each bucket gets the try it spent back, and its run of
 /// failures ends.
 pub fn refund(batch: &mut Batch, buckets: &[String]) {
-    let mut statement = batch.push(&refund_sql(1, buckets.len()));
+    let sql = format!(
+        "UPDATE budgets SET spent = CASE WHEN spent > 0 THEN spent - 1 ELSE 0 END, streak = 0
+         WHERE bucket IN ({})",
+        super::placeholders(1, buckets.len())
+    );
+    let mut statement = batch.push(&sql);
     for bucket in buckets {
         statement = statement.bind(bucket.as_str());
     }
-}
-
-/// The statement of [`refund`] for `count` buckets, their placeholders
-/// numbered from `$first` on.
-pub(super) fn refund_sql(first: usize, count: usize) -> String {
-    format!(
-        "UPDATE budgets SET spent = CASE WHEN spent > 0 THEN spent - 1 ELSE 0 END, streak = 0
-         WHERE bucket IN ({})",
-        super::placeholders(first, count)
-    )
 }
 
 /// A failure that lengthens the bucket's run of consecutive failures; the

@@ -263,28 +263,16 @@ pub async fn refund_attempt(conn: &mut Conn, email_key: &str) -> sqlx::Result<()
     Ok(())
 }
 
-/// Marks the key used and refunds `buckets` (see [`budgets::refund`]), in
-/// one round trip; false when another request used the key first.
-pub async fn consume(
-    conn: &mut Conn,
-    email_key: &str,
-    buckets: &[String],
-    now: Timestamp,
-) -> sqlx::Result<bool> {
-    let sql = super::together(
-        conn,
-        &[
-            &budgets::refund_sql(3, buckets.len()),
-            "UPDATE email_keys SET used_at = $2 WHERE email_key = $1 AND used_at IS NULL
-             RETURNING email_key",
-        ],
-    );
-    let mut query = sqlx::query_scalar(&sql).bind(email_key).bind(now);
-    for bucket in buckets {
-        query = query.bind(bucket);
-    }
-    let used: Vec<String> = query.fetch_all(conn).await?;
-    Ok(!used.is_empty())
+/// Marks the key used and refunds `buckets` (see [`budgets::refund`]), at
+/// the unit's end. The unit spent an attempt of the key first
+/// ([`spend_attempt`]), which holds the key's row (PostgreSQL) or the writer
+/// (SQLite) until it ends: no other request can use the key meanwhile.
+pub fn consume(batch: &mut Batch, email_key: &str, buckets: &[String], now: Timestamp) {
+    budgets::refund(batch, buckets);
+    batch
+        .push("UPDATE email_keys SET used_at = $2 WHERE email_key = $1 AND used_at IS NULL")
+        .bind(email_key)
+        .bind(now);
 }
 
 pub struct Resend<'a> {

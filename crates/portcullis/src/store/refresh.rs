@@ -2,11 +2,7 @@
 //! as hashes, each rotated once (SPEC §5). The two kinds live in tables of
 //! their own, with the same columns.
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::Any;
-
-use super::Conn;
+use super::{Bind, Conn};
 use crate::clock::Timestamp;
 
 /// Whose refresh tokens.
@@ -56,18 +52,18 @@ pub(super) fn insert_sql(family: Family, first: usize) -> String {
 }
 
 /// Binds [`insert`]'s values after those `query` already has.
-pub(super) fn bind<'q>(
-    query: Query<'q, Any, AnyArguments<'q>>,
+pub(super) fn bind<'q, B: Bind<'q>>(
+    query: B,
     token_hash: &'q str,
     session_id: &'q str,
     expires_at: Timestamp,
     now: Timestamp,
-) -> Query<'q, Any, AnyArguments<'q>> {
+) -> B {
     query
-        .bind(token_hash)
-        .bind(session_id)
-        .bind(expires_at)
-        .bind(now)
+        .text(Some(token_hash))
+        .text(Some(session_id))
+        .integer(Some(expires_at))
+        .integer(Some(now))
 }
 
 /// What rotating a refresh token found.

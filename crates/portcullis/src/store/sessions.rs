@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::audit_log::{self, NewEntry};
 use super::refresh::{self, Family};
 use super::users::{self, User};
-use super::Conn;
+use super::{Batch, Bind, Conn};
 use crate::clock::Timestamp;
 use crate::domain::{Device, Label, Platform};
 
@@ -81,42 +81,38 @@ pub struct NewSession<'a> {
 }
 
 /// Opens a session with its first refresh token, stored as `refresh_hash`,
-/// and records the login's `event`, in one round trip.
-pub async fn open(
-    conn: &mut Conn,
+/// and records the login's `event`: kept for the unit's end, where they go
+/// with its other writes in one round trip.
+pub fn open(
+    batch: &mut Batch,
     s: &NewSession<'_>,
     refresh_hash: &str,
     event: &NewEntry<'_>,
     now: Timestamp,
-) -> sqlx::Result<()> {
-    let sql = super::together(
-        conn,
-        &[
+) {
+    batch
+        .push(
             "INSERT INTO sessions (id, user_id, device_id, device_name, platform, operating_system, location,
                  latitude, longitude, fcm_token, ip, user_agent, created_at, last_seen_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
-            &refresh::insert_sql(Family::User, 15),
-            &audit_log::insert_sql(19),
-        ],
-    );
-    let query = sqlx::query(&sql)
-        .bind(s.id)
-        .bind(s.user_id)
-        .bind(s.device_id)
-        .bind(s.device.name.as_ref().map(Label::as_str))
-        .bind(s.device.platform.map(Platform::as_str))
-        .bind(s.device.operating_system.as_ref().map(Label::as_str))
-        .bind(s.device.location.as_ref().map(Label::as_str))
-        .bind(s.device.latitude)
-        .bind(s.device.longitude)
-        .bind(s.device.fcm_token.as_ref().map(Label::as_str))
-        .bind(s.ip)
-        .bind(s.user_agent)
-        .bind(now)
-        .bind(s.expires_at);
-    let query = refresh::bind(query, refresh_hash, s.id, s.expires_at, now);
-    audit_log::bind(query, event).execute(conn).await?;
-    Ok(())
+        )
+        .text(Some(s.id))
+        .text(Some(s.user_id))
+        .text(Some(s.device_id))
+        .text(s.device.name.as_ref().map(Label::as_str))
+        .text(s.device.platform.map(Platform::as_str))
+        .text(s.device.operating_system.as_ref().map(Label::as_str))
+        .text(s.device.location.as_ref().map(Label::as_str))
+        .real(s.device.latitude)
+        .real(s.device.longitude)
+        .text(s.device.fcm_token.as_ref().map(Label::as_str))
+        .text(s.ip)
+        .text(s.user_agent)
+        .integer(Some(now))
+        .integer(Some(s.expires_at));
+    let token = batch.push(&refresh::insert_sql(Family::User, 1));
+    refresh::bind(token, refresh_hash, s.id, s.expires_at, now);
+    audit_log::insert(batch, event);
 }
 
 pub async fn live_for_device(

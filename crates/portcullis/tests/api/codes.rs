@@ -14,6 +14,7 @@ both!(
     the_old_code_stops_working_after_a_resend,
     five_wrong_codes_burn_the_key,
     concurrent_wrong_guesses_never_exceed_the_budget,
+    a_right_code_sent_many_times_at_once_opens_one_session,
     resend_has_a_cooldown_and_a_cap,
     only_three_keys_per_account_stay_live,
     registering_a_taken_address_answers_alike_and_warns_the_owner,
@@ -222,6 +223,24 @@ async fn concurrent_wrong_guesses_never_exceed_the_budget(backend: Backend) {
     assert_eq!(refused, 25, "{results:?}");
     let (status, body) = verify(&app, &key, json!(code)).await;
     assert_error(status, &body, 429, "VERIFICATION_ATTEMPTS_EXCEEDED");
+}
+
+/// The key is used by the first request that gives its code: the others,
+/// however close behind, find it used.
+async fn a_right_code_sent_many_times_at_once_opens_one_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.signup("at-once@example.com").await;
+    let key = app.login_key("at-once@example.com", json!({})).await;
+    let code = app.code_for("at-once@example.com").await;
+    let results = futures_join_all((0..5).map(|_| verify(&app, &key, json!(code)))).await;
+    let opened = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK);
+    assert_eq!(opened.count(), 1, "{results:?}");
+    let expired = results
+        .iter()
+        .filter(|(_, b)| b["error"]["code"] == "VERIFICATION_EXPIRED");
+    assert_eq!(expired.count(), 4, "{results:?}");
 }
 
 /// Runs the futures concurrently on the test's runtime.
