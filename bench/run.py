@@ -159,10 +159,14 @@ def bench_store(store, bin_dir, tmp, seconds, args, smtp):
             rows.append(target(row, 3000))
         if wanted("check (Bearer JWT)"):
             # Like argon2id's, the bare handler's rate is measured on either side.
+            # Its p99 is shown too: it tells the machine's tail from the server's.
             before = bare_axum(bin_dir, seconds)
             row = server.load(store, "check (Bearer JWT)", seconds, 64, "/v1/auth/check", headers=[bearer])
-            bare = (before + bare_axum(bin_dir, seconds)) / 2
-            row.update(target=f">= 0.6 x bare axum ({bare:,.0f}/s), p99 < 5 ms", ratio=row["rps"] / bare)
+            after = bare_axum(bin_dir, seconds)
+            bare = (before["rps"] + after["rps"]) / 2
+            bare_p99 = max(before["p99"], after["p99"])
+            row.update(target=f">= 0.6 x bare axum ({bare:,.0f}/s, p99 {bare_p99:.2f} ms), p99 < 5 ms",
+                       ratio=row["rps"] / bare)
             row["ok"] = row["ratio"] >= 0.6 and row["p99"] < 5.0
             rows.append(row)
 
@@ -271,7 +275,7 @@ def argon2_rate(bin_dir, seconds):
 
 def bare_axum(bin_dir, seconds):
     with listening([bin_dir / "bare-axum"]) as address:
-        return wrk(f"http://{address}/", seconds, 64, None, {}, ())["rps"]
+        return wrk(f"http://{address}/", seconds, 64, None, {}, ())
 
 
 @contextlib.contextmanager
