@@ -303,10 +303,12 @@ fn is_postgres(conn: &Conn) -> bool {
 
 /// One statement's text that runs `statements` in turn, in one round trip:
 /// on SQLite they are sent together, on PostgreSQL all but the last become
-/// data-modifying CTEs. They share one numbering of `$n` placeholders, and
-/// only the last may return rows. On PostgreSQL each sees the database as it
-/// was before the statement, so none may depend on another's changes, except
-/// through a foreign key: those are checked once the whole statement has run.
+/// data-modifying CTEs. They share one numbering of `$n` placeholders. Rows
+/// come back from every statement on SQLite, from the last on PostgreSQL
+/// (where the others' are for the statements after them, as `s0`, `s1`, …).
+/// On PostgreSQL each sees the database as it was before the statement, so
+/// none may depend on another's changes, except through a foreign key: those
+/// are checked once the whole statement has run.
 fn together(conn: &Conn, statements: &[&str]) -> String {
     let Some((last, before)) = statements.split_last() else {
         return String::new();
