@@ -60,7 +60,7 @@ pub async fn spend(
     let sql = super::together(conn, &statements);
     // SQLite returns every statement's row, PostgreSQL the last one's; the
     // last bucket was spent only if all were.
-    let spent: Vec<String> = sqlx::query_scalar_with(&sql, asked(buckets, now)?)
+    let spent: Vec<String> = sqlx::query_scalar_with(&sql, arguments(buckets, now)?)
         .fetch_all(&mut *conn)
         .await?;
     if spent.iter().any(|bucket| bucket == last) {
@@ -92,7 +92,7 @@ pub async fn check(
         available("asked.column2", "asked.column3"),
     );
     let empty: Vec<(String, Timestamp, Option<Timestamp>)> =
-        sqlx::query_as_with(&sql, asked(buckets, now)?)
+        sqlx::query_as_with(&sql, arguments(buckets, now)?)
             .fetch_all(conn)
             .await?;
     let first = buckets
@@ -107,17 +107,17 @@ pub async fn check(
 
 /// The parameters of [`spend`] and [`check`]: `$1` now, then each bucket's
 /// name, the start of its window that ends now, and its tries, from `$2` on.
-fn asked<'q>(buckets: &[(&'q str, Budget)], now: Timestamp) -> sqlx::Result<AnyArguments<'q>> {
-    let mut asked = AnyArguments::default();
-    asked.add(now).map_err(sqlx::Error::Encode)?;
+fn arguments<'q>(buckets: &[(&'q str, Budget)], now: Timestamp) -> sqlx::Result<AnyArguments<'q>> {
+    let mut arguments = AnyArguments::default();
+    arguments.add(now).map_err(sqlx::Error::Encode)?;
     for (bucket, budget) in buckets {
-        asked.add(*bucket).map_err(sqlx::Error::Encode)?;
-        asked
+        arguments.add(*bucket).map_err(sqlx::Error::Encode)?;
+        arguments
             .add(now - budget.window)
             .map_err(sqlx::Error::Encode)?;
-        asked.add(budget.tries).map_err(sqlx::Error::Encode)?;
+        arguments.add(budget.tries).map_err(sqlx::Error::Encode)?;
     }
-    Ok(asked)
+    Ok(arguments)
 }
 
 /// Seconds until an empty bucket has a try again.
