@@ -131,3 +131,37 @@ async fn introspect(
     let answer = auth::introspect(&s, req.token.expose_secret().trim()).await?;
     Ok(Json(answer))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::http::Method;
+
+    use super::{in_lane, router, PATH};
+
+    /// The lane's methods are written twice, in `in_lane` and in the route's
+    /// `utoipa::path`, which the router and the document are made from: a
+    /// method in one only would be answered differently by the lane and by
+    /// the router.
+    #[test]
+    fn the_lane_takes_the_methods_the_route_has() {
+        let (_, doc) = router().split_for_parts();
+        let route = &doc.paths.paths[PATH];
+        let methods = [
+            (Method::GET, &route.get),
+            (Method::POST, &route.post),
+            (Method::PUT, &route.put),
+            (Method::PATCH, &route.patch),
+            (Method::DELETE, &route.delete),
+            (Method::HEAD, &route.head),
+            (Method::OPTIONS, &route.options),
+            (Method::TRACE, &route.trace),
+        ];
+        for (method, operation) in methods {
+            let request = Request::builder().method(method.clone()).uri(PATH);
+            let request = request.body(Body::empty()).unwrap();
+            assert_eq!(in_lane(&request), operation.is_some(), "{method}");
+        }
+    }
+}
