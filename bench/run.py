@@ -230,7 +230,8 @@ class Server:
         row = {"store": store, "path": path_name, **result, "rss": self.status("VmHWM")}
         if cpu:
             after = cpu_times(self.process.pid)
-            row["cpu"] = {k: (after[k] - before[k]) / result["requests"] for k in after}
+            answered = max(result["requests"], 1)
+            row["cpu"] = {k: (after[k] - before[k]) / answered for k in after}
         return row
 
     def outbox_depth(self):
@@ -404,11 +405,11 @@ def print_table(rows, seconds, smoke):
         if "cpu" in r:
             ms = {k: v * 1000 for k, v in r["cpu"].items()}
             rest = ms["machine"] - ms["hashing"] - ms["server"] - ms["postgres"]
-            print(f"\n{r['store']}, CPU per login (ms): hashing {ms['hashing']:.2f}; besides it "
-                  f"{ms['machine'] - ms['hashing']:.2f}, where 0.9 leaves {ms['allowed']:.2f}: "
-                  f"the server's other threads "
-                  f"{ms['server']:.2f}, PostgreSQL {ms['postgres']:.2f}, everything else "
-                  f"{rest:.2f} (wrk, the SMTP sink, the kernel's own threads, other processes)")
+            print(f"\n{r['store']}, CPU per login (ms): hashing {ms['hashing']:.2f}; "
+                  f"besides it {ms['machine'] - ms['hashing']:.2f}, where 0.9 leaves "
+                  f"{ms['allowed']:.2f}: the server's other threads {ms['server']:.2f}, "
+                  f"PostgreSQL {ms['postgres']:.2f}, everything else {rest:.2f} "
+                  f"(wrk, the SMTP sink, the kernel's own threads, other processes)")
 
 
 if __name__ == "__main__":
