@@ -80,6 +80,10 @@ impl Worker {
                 Some(done) = sending.join_next() => sent.extend(ended(done)),
                 _ = mark.tick(), if !sent.is_empty() => worker.mark_sent(std::mem::take(&mut sent)).await,
                 _ = poll.tick(), if room => {
+                    // What this worker has sent is marked first: with a clock
+                    // that jumped past their leases, the poll would find them
+                    // due and send them again.
+                    worker.mark_sent(std::mem::take(&mut sent)).await;
                     if let Err(e) = worker.send_due(&mut sending).await {
                         tracing::warn!(error = %e, "outbox: cannot read due messages");
                     }
