@@ -249,7 +249,7 @@ async fn open_session(
     };
     let hash = token_hash(&refresh_token);
     let entry = work.announce(event, now);
-    store::open_session(work, &new, &hash, &entry, now).await?;
+    store::open_session(work.later(), &new, &hash, &entry, now);
     Ok(Opened {
         session_id,
         refresh_token,

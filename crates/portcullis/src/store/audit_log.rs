@@ -179,20 +179,14 @@ pub struct NewEntry<'a> {
     pub trace_id: Option<String>,
 }
 
-/// The statement that stores a [`NewEntry`], its placeholders numbered from
-/// `$first` on, for [`bind`]'s values.
-pub(super) fn insert_sql(first: usize) -> String {
-    format!(
-        "INSERT INTO audit_log (at, event, user_id, client_id, session_id, ip, user_agent, device_id, trace_id, detail)
-         VALUES ({})",
-        super::placeholders(first, 10)
-    )
-}
-
-/// Binds a [`NewEntry`]'s values after those `query` already has.
-pub(super) fn bind<'q, B: Bind<'q>>(query: B, e: &'q NewEntry<'_>) -> B {
+/// Stores a [`NewEntry`] with the batch's other writes.
+pub fn insert(batch: &mut Batch, e: &NewEntry<'_>) {
     let event = &e.event;
-    query
+    batch
+        .push(
+            "INSERT INTO audit_log (at, event, user_id, client_id, session_id, ip, user_agent, device_id, trace_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
         .integer(Some(e.at))
         .text(Some(event.kind.as_str()))
         .text(event.user_id)
@@ -202,11 +196,7 @@ pub(super) fn bind<'q, B: Bind<'q>>(query: B, e: &'q NewEntry<'_>) -> B {
         .text(event.user_agent)
         .text(event.device_id)
         .text(e.trace_id.as_deref())
-        .text(event.detail)
-}
-
-pub fn insert(batch: &mut Batch, entry: &NewEntry<'_>) {
-    bind(batch.push(&insert_sql(1)), entry);
+        .text(event.detail);
 }
 
 /// Counts one `event` in the hour that starts at `hour`.

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::audit_log::{self, NewEntry};
 use super::refresh::{self, Family};
-use super::Conn;
+use super::{Batch, Bind, Conn};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone)]
@@ -154,32 +154,28 @@ pub struct NewSession<'a> {
 }
 
 /// Opens a client session with its first refresh token, stored as
-/// `refresh_hash`, and records the login's `event`, in one round trip.
-pub async fn open_session(
-    conn: &mut Conn,
+/// `refresh_hash`, and records the login's `event`: kept for the unit's end,
+/// where they go with its other writes in one round trip.
+pub fn open_session(
+    batch: &mut Batch,
     s: &NewSession<'_>,
     refresh_hash: &str,
     event: &NewEntry<'_>,
     now: Timestamp,
-) -> sqlx::Result<()> {
-    let sql = super::together(
-        conn,
-        &[
+) {
+    batch
+        .push(
             "INSERT INTO client_sessions (id, client_id, ip, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
-            &refresh::insert_sql(Family::Client, 6),
-            &audit_log::insert_sql(10),
-        ],
-    );
-    let query = sqlx::query(&sql)
-        .bind(s.id)
-        .bind(s.client_id)
-        .bind(s.ip)
-        .bind(now)
-        .bind(s.expires_at);
-    let query = refresh::bind(query, refresh_hash, s.id, s.expires_at, now);
-    audit_log::bind(query, event).execute(conn).await?;
-    Ok(())
+        )
+        .text(Some(s.id))
+        .integer(Some(s.client_id))
+        .text(s.ip)
+        .integer(Some(now))
+        .integer(Some(s.expires_at));
+    let token = batch.push(&refresh::insert_sql(Family::Client));
+    refresh::bind(token, refresh_hash, s.id, s.expires_at, now);
+    audit_log::insert(batch, event);
 }
 
 /// A client's refresh token, if it is unexpired and its session live.

@@ -33,21 +33,19 @@ pub async fn insert(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> sqlx::Result<()> {
-    let sql = insert_sql(family, 1);
+    let sql = insert_sql(family);
     bind(sqlx::query(&sql), token_hash, session_id, expires_at, now)
         .execute(conn)
         .await?;
     Ok(())
 }
 
-/// The statement of [`insert`], its placeholders numbered from `$first` on,
-/// for [`bind`]'s values.
-pub(super) fn insert_sql(family: Family, first: usize) -> String {
+/// The statement of [`insert`], for [`bind`]'s values.
+pub(super) fn insert_sql(family: Family) -> String {
     format!(
-        "INSERT INTO {} (token_hash, session_id, expires_at, created_at) VALUES ({})
+        "INSERT INTO {} (token_hash, session_id, expires_at, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (token_hash) DO NOTHING",
         family.table(),
-        super::placeholders(first, 4)
     )
 }
 

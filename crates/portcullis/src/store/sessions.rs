@@ -110,7 +110,7 @@ pub fn open(
         .text(s.user_agent)
         .integer(Some(now))
         .integer(Some(s.expires_at));
-    let token = batch.push(&refresh::insert_sql(Family::User, 1));
+    let token = batch.push(&refresh::insert_sql(Family::User));
     refresh::bind(token, refresh_hash, s.id, s.expires_at, now);
     audit_log::insert(batch, event);
 }
