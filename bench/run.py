@@ -411,9 +411,12 @@ def print_table(rows, seconds, smoke):
             ms = {k: v * 1000 for k, v in r["cpu"].items()}
             rest = ms["machine"] - ms["hashing"] - ms["server"] - ms["postgres"]
             busy = r["cpu"]["machine"] * r["rps"] / os.cpu_count()
-            print(f"\n{r['store']}, login's ratio {r['ratio']:.2f} = {busy:.2f} of the CPU busy "
-                  f"x {ms['yardstick'] / ms['hashing']:.2f}, the yardstick's CPU per hash over the "
-                  f"server's x {ms['hashing'] / ms['machine']:.2f} of the busy CPU hashing")
+            print()
+            if ms["hashing"] > 0:  # a smoke run may end before a hash shows in /proc
+                print(f"{r['store']}, login's ratio {r['ratio']:.2f} = {busy:.2f} of the CPU busy "
+                      f"x {ms['yardstick'] / ms['hashing']:.2f}, the yardstick's CPU per hash "
+                      f"over the server's x {ms['hashing'] / ms['machine']:.2f} of the busy CPU "
+                      f"hashing")
             print(f"{r['store']}, CPU per login (ms): hashing {ms['hashing']:.2f}; "
                   f"besides it {ms['machine'] - ms['hashing']:.2f}, where 0.9 leaves "
                   f"{ms['allowed']:.2f}: the server's other threads {ms['server']:.2f}, "
