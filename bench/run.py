@@ -410,9 +410,9 @@ def print_table(rows, seconds, smoke):
         if "cpu" in r:
             ms = {k: v * 1000 for k, v in r["cpu"].items()}
             rest = ms["machine"] - ms["hashing"] - ms["server"] - ms["postgres"]
-            busy = r["cpu"]["machine"] * r["rps"] / os.cpu_count()
             print()
             if ms["hashing"] > 0:  # a smoke run may end before a hash shows in /proc
+                busy = r["cpu"]["machine"] * r["rps"] / os.cpu_count()
                 print(f"{r['store']}, login's ratio {r['ratio']:.2f} = {busy:.2f} of the CPU busy "
                       f"x {ms['yardstick'] / ms['hashing']:.2f}, the yardstick's CPU per hash "
                       f"over the server's x {ms['hashing'] / ms['machine']:.2f} of the busy CPU "
