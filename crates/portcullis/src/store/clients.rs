@@ -173,8 +173,7 @@ pub fn open_session(
         .text(s.ip)
         .integer(Some(now))
         .integer(Some(s.expires_at));
-    let token = batch.push(&refresh::insert_sql(Family::Client));
-    refresh::bind(token, refresh_hash, s.id, s.expires_at, now);
+    refresh::keep(batch, Family::Client, refresh_hash, s.id, s.expires_at, now);
     audit_log::insert(batch, event);
 }
 

@@ -2,7 +2,7 @@
 //! as hashes, each rotated once (SPEC §5). The two kinds live in tables of
 //! their own, with the same columns.
 
-use super::{Bind, Conn};
+use super::{Batch, Bind, Conn};
 use crate::clock::Timestamp;
 
 /// Whose refresh tokens.
@@ -40,8 +40,21 @@ pub async fn insert(
     Ok(())
 }
 
+/// [`insert`], kept in `batch` for its unit's end.
+pub(super) fn keep(
+    batch: &mut Batch,
+    family: Family,
+    token_hash: &str,
+    session_id: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) {
+    let statement = batch.push(&insert_sql(family));
+    bind(statement, token_hash, session_id, expires_at, now);
+}
+
 /// The statement of [`insert`], for [`bind`]'s values.
-pub(super) fn insert_sql(family: Family) -> String {
+fn insert_sql(family: Family) -> String {
     format!(
         "INSERT INTO {} (token_hash, session_id, expires_at, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (token_hash) DO NOTHING",
@@ -50,7 +63,7 @@ pub(super) fn insert_sql(family: Family) -> String {
 }
 
 /// Binds [`insert`]'s values after those `query` already has.
-pub(super) fn bind<'q, B: Bind<'q>>(
+fn bind<'q, B: Bind<'q>>(
     query: B,
     token_hash: &'q str,
     session_id: &'q str,

@@ -110,8 +110,7 @@ pub fn open(
         .text(s.user_agent)
         .integer(Some(now))
         .integer(Some(s.expires_at));
-    let token = batch.push(&refresh::insert_sql(Family::User));
-    refresh::bind(token, refresh_hash, s.id, s.expires_at, now);
+    refresh::keep(batch, Family::User, refresh_hash, s.id, s.expires_at, now);
     audit_log::insert(batch, event);
 }
 
