@@ -2,6 +2,8 @@
 //! as hashes, each rotated once (SPEC §5). The two kinds live in tables of
 //! their own, with the same columns.
 
+use sqlx::Row;
+
 use super::{Batch, Bind, Conn};
 use crate::clock::Timestamp;
 
@@ -23,24 +25,8 @@ impl Family {
     }
 }
 
-/// Stores a token's hash; storing the same one twice is a no-op (racing
-/// rotations derive the same successor).
-pub async fn insert(
-    conn: &mut Conn,
-    family: Family,
-    token_hash: &str,
-    session_id: &str,
-    expires_at: Timestamp,
-    now: Timestamp,
-) -> sqlx::Result<()> {
-    let sql = insert_sql(family);
-    bind(sqlx::query(&sql), token_hash, session_id, expires_at, now)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// [`insert`], kept in `batch` for its unit's end.
+/// Stores a token's hash at its unit's end, kept in `batch`; storing the
+/// same one twice is a no-op (racing rotations derive the same successor).
 pub(super) fn keep(
     batch: &mut Batch,
     family: Family,
@@ -53,7 +39,7 @@ pub(super) fn keep(
     bind(statement, token_hash, session_id, expires_at, now);
 }
 
-/// The statement of [`insert`], for [`bind`]'s values.
+/// The statement of [`keep`], for [`bind`]'s values.
 fn insert_sql(family: Family) -> String {
     format!(
         "INSERT INTO {} (token_hash, session_id, expires_at, created_at) VALUES ($1, $2, $3, $4)
@@ -62,7 +48,7 @@ fn insert_sql(family: Family) -> String {
     )
 }
 
-/// Binds [`insert`]'s values after those `query` already has.
+/// Binds [`keep`]'s values after those `query` already has.
 fn bind<'q, B: Bind<'q>>(
     query: B,
     token_hash: &'q str,
@@ -80,39 +66,56 @@ fn bind<'q, B: Bind<'q>>(
 /// What rotating a refresh token found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
-    /// This request rotated it.
-    Rotated,
-    /// Rotated before (or a moment ago by a racing request), at this time.
+    /// Rotated at this time: now, by this request or a racing one, or before.
     RotatedAt(Timestamp),
     /// The token is gone (purged meanwhile).
     Gone,
 }
 
-/// Marks a token rotated, unless it was already.
+/// Marks a token rotated unless it was already and, if this call rotated it,
+/// stores its successor's hash (as [`keep`] would), in one statement.
 pub async fn rotate(
     conn: &mut Conn,
     family: Family,
     token_hash: &str,
+    successor: &str,
+    session_id: &str,
+    expires_at: Timestamp,
     now: Timestamp,
 ) -> sqlx::Result<Rotation> {
     let table = family.table();
-    let done = sqlx::query(&format!(
-        "UPDATE {table} SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL"
-    ))
-    .bind(token_hash)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() == 1 {
-        return Ok(Rotation::Rotated);
+    // The successor is stored only if the update changed a row: on SQLite
+    // the statement before it did; on PostgreSQL, where it is a CTE, the one
+    // before returned a row. The last reads the rotation's time. On
+    // PostgreSQL it sees the row as it was before the statement, so a token
+    // rotated by this statement, or by a racing one that committed while it
+    // waited for the row, reads as unrotated: both were rotated now.
+    let rotated = match super::is_postgres(conn) {
+        true => "FROM s0",
+        false => "WHERE changes() = 1",
+    };
+    let sql = super::together(
+        conn,
+        &[
+            &format!(
+                "UPDATE {table} SET rotated_at = $4 WHERE token_hash = $5 AND rotated_at IS NULL
+                 RETURNING rotated_at"
+            ),
+            &format!(
+                "INSERT INTO {table} (token_hash, session_id, expires_at, created_at)
+                 SELECT $1, $2, $3, $4 {rotated}
+                 ON CONFLICT (token_hash) DO NOTHING"
+            ),
+            &format!("SELECT COALESCE(rotated_at, $4) FROM {table} WHERE token_hash = $5"),
+        ],
+    );
+    // SQLite answers with every statement's rows, PostgreSQL with the last's.
+    let query = bind(sqlx::query(&sql), successor, session_id, expires_at, now);
+    let rows = query.bind(token_hash).fetch_all(conn).await?;
+    match rows.last() {
+        Some(row) => Ok(Rotation::RotatedAt(row.try_get(0)?)),
+        None => Ok(Rotation::Gone),
     }
-    let at: Option<Option<Timestamp>> = sqlx::query_scalar(&format!(
-        "SELECT rotated_at FROM {table} WHERE token_hash = $1"
-    ))
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await?;
-    Ok(at.flatten().map_or(Rotation::Gone, Rotation::RotatedAt))
 }
 
 /// An unrotated refresh token of a live session, as introspection shows it.
