@@ -147,6 +147,7 @@ pub(super) async fn renew(
         now,
     );
     match rotate.await? {
+        Rotation::Rotated => {}
         Rotation::RotatedAt(at) if now - at <= s.config.refresh_grace.as_secs() as i64 => {}
         Rotation::RotatedAt(_) => return Ok(Renewal::Reused),
         Rotation::Gone => return Err(ApiError::RefreshTokenInvalid),

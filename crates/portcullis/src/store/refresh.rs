@@ -2,8 +2,6 @@
 //! as hashes, each rotated once (SPEC §5). The two kinds live in tables of
 //! their own, with the same columns.
 
-use sqlx::Row;
-
 use super::{Batch, Bind, Conn};
 use crate::clock::Timestamp;
 
@@ -66,7 +64,9 @@ fn bind<'q, B: Bind<'q>>(
 /// What rotating a refresh token found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
-    /// Rotated at this time: now, by this request or a racing one, or before.
+    /// This request rotated it.
+    Rotated,
+    /// Rotated before (or a moment ago by a racing request), at this time.
     RotatedAt(Timestamp),
     /// The token is gone (purged meanwhile).
     Gone,
@@ -84,38 +84,45 @@ pub async fn rotate(
     now: Timestamp,
 ) -> sqlx::Result<Rotation> {
     let table = family.table();
-    // The successor is stored only if the update changed a row: on SQLite
-    // the statement before it did; on PostgreSQL, where it is a CTE, the one
-    // before returned a row. The last reads the rotation's time. On
-    // PostgreSQL it sees the row as it was before the statement, so a token
-    // rotated by this statement, or by a racing one that committed while it
-    // waited for the row, reads as unrotated: both were rotated now.
-    let rotated = match super::is_postgres(conn) {
-        true => "FROM s0",
-        false => "WHERE changes() = 1",
+    // The successor is stored only if the update rotated the token: on
+    // SQLite if the statement before changed a row; on PostgreSQL, where
+    // each is a CTE, if the one before returned one. The update's row comes
+    // back from SQLite itself, from PostgreSQL through a last statement.
+    let (rotated, last) = match super::is_postgres(conn) {
+        true => ("FROM s0", Some("SELECT rotated_at FROM s0")),
+        false => ("WHERE changes() = 1", None),
     };
-    let sql = super::together(
-        conn,
-        &[
-            &format!(
-                "UPDATE {table} SET rotated_at = $4 WHERE token_hash = $5 AND rotated_at IS NULL
-                 RETURNING rotated_at"
-            ),
-            &format!(
-                "INSERT INTO {table} (token_hash, session_id, expires_at, created_at)
-                 SELECT $1, $2, $3, $4 {rotated}
-                 ON CONFLICT (token_hash) DO NOTHING"
-            ),
-            &format!("SELECT COALESCE(rotated_at, $4) FROM {table} WHERE token_hash = $5"),
-        ],
+    let update = format!(
+        "UPDATE {table} SET rotated_at = $4 WHERE token_hash = $5 AND rotated_at IS NULL
+         RETURNING rotated_at"
     );
-    // SQLite answers with every statement's rows, PostgreSQL with the last's.
+    let insert = format!(
+        "INSERT INTO {table} (token_hash, session_id, expires_at, created_at)
+         SELECT $1, $2, $3, $4 {rotated}
+         ON CONFLICT (token_hash) DO NOTHING"
+    );
+    let statements: Vec<&str> = [update.as_str(), insert.as_str()]
+        .into_iter()
+        .chain(last)
+        .collect();
+    let sql = super::together(conn, &statements);
+    // All of it: SQLite stops at the first row a fetch asks for.
     let query = bind(sqlx::query(&sql), successor, session_id, expires_at, now);
-    let rows = query.bind(token_hash).fetch_all(conn).await?;
-    match rows.last() {
-        Some(row) => Ok(Rotation::RotatedAt(row.try_get(0)?)),
-        None => Ok(Rotation::Gone),
+    if !query
+        .bind(token_hash)
+        .fetch_all(&mut *conn)
+        .await?
+        .is_empty()
+    {
+        return Ok(Rotation::Rotated);
     }
+    let at: Option<Option<Timestamp>> = sqlx::query_scalar(&format!(
+        "SELECT rotated_at FROM {table} WHERE token_hash = $1"
+    ))
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await?;
+    Ok(at.flatten().map_or(Rotation::Gone, Rotation::RotatedAt))
 }
 
 /// An unrotated refresh token of a live session, as introspection shows it.
