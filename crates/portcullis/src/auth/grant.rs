@@ -136,18 +136,11 @@ pub(super) async fn renew(
         return Ok(Renewal::Token(token.to_owned()));
     }
     let successor = s.secrets.successor_refresh_token(token);
-    let (hash, successor_hash) = (token_hash(token), token_hash(&successor));
-    let rotate = refresh::rotate(
-        work,
-        family,
-        &hash,
-        &successor_hash,
-        session_id,
-        expires_at,
-        now,
-    );
-    match rotate.await? {
-        Rotation::Rotated => {}
+    match refresh::rotate(work, family, &token_hash(token), now).await? {
+        Rotation::Rotated => {
+            let hash = token_hash(&successor);
+            refresh::insert(work, family, &hash, session_id, expires_at, now).await?;
+        }
         Rotation::RotatedAt(at) if now - at <= s.config.refresh_grace.as_secs() as i64 => {}
         Rotation::RotatedAt(_) => return Ok(Renewal::Reused),
         Rotation::Gone => return Err(ApiError::RefreshTokenInvalid),

@@ -23,8 +23,24 @@ impl Family {
     }
 }
 
-/// Stores a token's hash at its unit's end, kept in `batch`; storing the
-/// same one twice is a no-op (racing rotations derive the same successor).
+/// Stores a token's hash; storing the same one twice is a no-op (racing
+/// rotations derive the same successor).
+pub async fn insert(
+    conn: &mut Conn,
+    family: Family,
+    token_hash: &str,
+    session_id: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    let sql = insert_sql(family);
+    bind(sqlx::query(&sql), token_hash, session_id, expires_at, now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// [`insert`], kept in `batch` for its unit's end.
 pub(super) fn keep(
     batch: &mut Batch,
     family: Family,
@@ -37,7 +53,7 @@ pub(super) fn keep(
     bind(statement, token_hash, session_id, expires_at, now);
 }
 
-/// The statement of [`keep`], for [`bind`]'s values.
+/// The statement of [`insert`], for [`bind`]'s values.
 fn insert_sql(family: Family) -> String {
     format!(
         "INSERT INTO {} (token_hash, session_id, expires_at, created_at) VALUES ($1, $2, $3, $4)
@@ -46,7 +62,7 @@ fn insert_sql(family: Family) -> String {
     )
 }
 
-/// Binds [`keep`]'s values after those `query` already has.
+/// Binds [`insert`]'s values after those `query` already has.
 fn bind<'q, B: Bind<'q>>(
     query: B,
     token_hash: &'q str,
@@ -72,48 +88,22 @@ pub enum Rotation {
     Gone,
 }
 
-/// Marks a token rotated unless it was already and, if this call rotated it,
-/// stores its successor's hash (as [`keep`] would), in one statement.
+/// Marks a token rotated, unless it was already.
 pub async fn rotate(
     conn: &mut Conn,
     family: Family,
     token_hash: &str,
-    successor: &str,
-    session_id: &str,
-    expires_at: Timestamp,
     now: Timestamp,
 ) -> sqlx::Result<Rotation> {
     let table = family.table();
-    // The successor is stored only if the update rotated the token: on
-    // SQLite if the statement before changed a row; on PostgreSQL, where
-    // each is a CTE, if the one before returned one. The update's row comes
-    // back from SQLite itself, from PostgreSQL through a last statement.
-    let (rotated, last) = match super::is_postgres(conn) {
-        true => ("FROM s0", Some("SELECT rotated_at FROM s0")),
-        false => ("WHERE changes() = 1", None),
-    };
-    let update = format!(
-        "UPDATE {table} SET rotated_at = $4 WHERE token_hash = $5 AND rotated_at IS NULL
-         RETURNING rotated_at"
-    );
-    let insert = format!(
-        "INSERT INTO {table} (token_hash, session_id, expires_at, created_at)
-         SELECT $1, $2, $3, $4 {rotated}
-         ON CONFLICT (token_hash) DO NOTHING"
-    );
-    let statements: Vec<&str> = [update.as_str(), insert.as_str()]
-        .into_iter()
-        .chain(last)
-        .collect();
-    let sql = super::together(conn, &statements);
-    // All of it: SQLite stops at the first row a fetch asks for.
-    let query = bind(sqlx::query(&sql), successor, session_id, expires_at, now);
-    if !query
-        .bind(token_hash)
-        .fetch_all(&mut *conn)
-        .await?
-        .is_empty()
-    {
+    let done = sqlx::query(&format!(
+        "UPDATE {table} SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 1 {
         return Ok(Rotation::Rotated);
     }
     let at: Option<Option<Timestamp>> = sqlx::query_scalar(&format!(
