@@ -190,21 +190,23 @@ def target(row, per_s):
 
 
 class Server:
-    """The portcullis binary, started on a free port, ready when /readyz says so."""
+    """The portcullis binary, started on a free port, ready when /readyz says so;
+    `prefix` runs it under another program (valgrind, say), which may take
+    `patience` seconds to get it ready."""
 
-    def __init__(self, bin_dir, tmp, env):
+    def __init__(self, bin_dir, tmp, env, prefix=(), patience=30):
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, **env, "PORTCULLIS_LISTEN": f"127.0.0.1:{port}"}
         log = open(tmp / "server.log", "ab")
         started = time.monotonic()
-        self.process = subprocess.Popen([bin_dir / "portcullis", "serve"], env=self.env, cwd=tmp,
-                                        stdout=log, stderr=log)
+        self.process = subprocess.Popen([*prefix, bin_dir / "portcullis", "serve"], env=self.env,
+                                        cwd=tmp, stdout=log, stderr=log)
         while not ready(self.url):
             if self.process.poll() is not None:
                 sys.exit(f"bench: the server exited; see {tmp / 'server.log'}")
-            if time.monotonic() - started > 30:
-                sys.exit("bench: the server was not ready within 30 s")
+            if time.monotonic() - started > patience:
+                sys.exit(f"bench: the server was not ready within {patience} s")
             time.sleep(0.002)
         self.ready_ms = (time.monotonic() - started) * 1000
 
