@@ -17,7 +17,6 @@ import base64
 import json
 import re
 import secrets
-import subprocess
 import tempfile
 from pathlib import Path
 
