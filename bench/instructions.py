@@ -13,14 +13,11 @@ a drifting machine. Compare builds with it; it is not a rate.
 """
 
 import argparse
-import base64
-import json
 import re
-import secrets
 import tempfile
 from pathlib import Path
 
-from run import ROOT, UNLIMITED, Server, post, run
+from run import ROOT, Server, create_clients, create_database, post, run, server_env
 
 PATHS = ["verify", "refresh", "client login"]
 WARM_UP = 20  # requests before counting starts: caches, prepared statements, pool
@@ -43,18 +40,15 @@ def main():
 
 def instructions(bin_dir, tmp, path, requests):
     env = {
-        "PORTCULLIS_DATABASE_URL": f"sqlite://{tmp / 'portcullis.db'}",
-        "PORTCULLIS_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        **server_env(create_database("sqlite", tmp, over_tcp=False)),
         "PORTCULLIS_MAIL_TRANSPORT": "file",
         "PORTCULLIS_MAIL_DIR": str(tmp / "mail"),
         "PORTCULLIS_LOG": "warn",
-        **{f"PORTCULLIS_{k.upper()}": v for k, v in UNLIMITED.items()},
     }
     server = Server(bin_dir, tmp, env)
     needed = WARM_UP + requests
     run([bin_dir / "bench-seed", "10", str(needed), str(needed), str(tmp)], env=server.env)
-    clients = [json.loads(run([bin_dir / "portcullis", "client", "create", "--name", f"c{n}", "--json"],
-                              env=server.env)) for n in range(4)]
+    clients = create_clients(bin_dir, server.env, 4)
     server.stop()
 
     out = tmp / "callgrind.out"

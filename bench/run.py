@@ -79,14 +79,12 @@ def bench_store(store, bin_dir, tmp, seconds, args, smtp):
     tmp.mkdir(parents=True)
     database = create_database(store, tmp, args.postgres_tcp)
     env = {
-        "PORTCULLIS_DATABASE_URL": database,
-        "PORTCULLIS_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        **server_env(database),
         # Mail goes as in production, over SMTP; the sink keeps none of it.
         "PORTCULLIS_MAIL_TRANSPORT": "smtp",
         "PORTCULLIS_SMTP_URL": f"smtp://{smtp}",
         # wrk's requests name their own addresses, as many clients' would come.
         "PORTCULLIS_TRUSTED_PROXIES": "127.0.0.1/32",
-        **{f"PORTCULLIS_{k.upper()}": v for k, v in UNLIMITED.items()},
     }
     rows = []
     try:
@@ -113,12 +111,8 @@ def bench_store(store, bin_dir, tmp, seconds, args, smtp):
         key, code = lines[0].split()
         tokens = post(server.url + "/v1/auth/verify", {"email_key": key, "verification_code": code})
         bearer = ("Authorization", "Bearer " + tokens["access_token"])
-        clients = []
-        for n in range(CLIENTS):
-            made = json.loads(run([bin_dir / "portcullis", "client", "create", "--name", f"bench{n}", "--json"],
-                                  env=server.env))
-            clients.append(f"{made['api_key']} {made['api_secret']}\n")
-        (tmp / "clients.txt").write_text("".join(clients))
+        clients = create_clients(bin_dir, server.env, CLIENTS)
+        (tmp / "clients.txt").write_text("".join(f"{c['api_key']} {c['api_secret']}\n" for c in clients))
         floor = 64 * 1024 + HASH_CONCURRENCY * ARGON2_MIB * 1024
         per_s = 1500 if store == "postgres" else 3000
 
@@ -182,6 +176,22 @@ def bench_store(store, bin_dir, tmp, seconds, args, smtp):
     finally:
         drop_database(store, database)
     return rows
+
+
+def server_env(database):
+    """What every benchmark's server starts with: its database, a master key of
+    its own, and budgets lifted."""
+    return {
+        "PORTCULLIS_DATABASE_URL": database,
+        "PORTCULLIS_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        **{f"PORTCULLIS_{k.upper()}": v for k, v in UNLIMITED.items()},
+    }
+
+
+def create_clients(bin_dir, env, count):
+    """`count` machine clients, made through the CLI: each one's api_key and api_secret."""
+    return [json.loads(run([bin_dir / "portcullis", "client", "create", "--name", f"bench{n}", "--json"],
+                           env=env)) for n in range(count)]
 
 
 def target(row, per_s):
